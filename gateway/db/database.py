@@ -1,0 +1,141 @@
+"""Connecting to the gateway's database: SQLite (default) or PostgreSQL, both through SQLAlchemy async.
+
+Durability, SQLite: the database runs in WAL mode with ``synchronous=NORMAL``. A commit is
+appended to the write-ahead log before the call returns, so it survives a crash or kill of
+the gateway process; only an operating-system crash or power loss can lose the last
+transactions (the WAL is fsynced at checkpoints, not at every commit). Pass
+``sqlite_synchronous="FULL"`` to fsync the WAL at every commit as well; with group commit
+(see :mod:`gateway.db.store`) that costs one fsync per batch, not per message.
+PostgreSQL's defaults (``synchronous_commit=on``) fsync at every commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = {"sqlite+aiosqlite", "postgresql+asyncpg"}
+SqliteSync = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+
+class DatabaseError(GatewayError):
+    """The database URL is unusable or the database cannot be reached."""
+
+
+def _dumps(value: Any) -> str:
+    # Compact JSON: message bodies and contexts are written on every turn.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Accept ``sqlite:///`` and ``postgresql://`` too, mapping them to the async drivers."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    driver = parsed.drivername
+    if driver in ("sqlite", "sqlite+pysqlite"):
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif driver in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername not in SUPPORTED:
+        raise DatabaseError(
+            f"database URL driver '{driver}' is not supported: expected sqlite+aiosqlite:///<file> "
+            "or postgresql+asyncpg://<host>/<db>. Fix database.url in the YAML."
+        )
+    if parsed.drivername.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
+        raise DatabaseError(
+            "an in-memory SQLite database cannot be shared between the gateway's connections: "
+            "use a file, e.g. sqlite+aiosqlite:///var/voicegate.db (tests: a tmp_path file)."
+        )
+    return parsed
+
+
+@dataclass
+class Database:
+    """The gateway's database: one async engine plus what the store needs to know about it.
+
+    Create with :meth:`connect`, release with :meth:`close`. ``engine`` is shared with plugins
+    (``GatewayContext.db_engine``) that keep their own tables beside the gateway's.
+    """
+
+    engine: AsyncEngine
+    url: URL
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str | URL,
+        *,
+        schema: str | None = None,
+        pool_size: int = 8,
+        sqlite_synchronous: SqliteSync = "NORMAL",
+        busy_timeout_ms: int = 5000,
+        echo: bool = False,
+    ) -> "Database":
+        """Open ``url`` (``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://host/db``).
+
+        ``schema`` (PostgreSQL only) puts every table in that schema through the connection's
+        ``search_path`` — tests use it to get a private, droppable schema. Raises
+        :class:`DatabaseError` naming the URL (without password) when the server is unreachable.
+        """
+        parsed = normalise_url(url)
+        options: dict[str, Any] = {"echo": echo, "json_serializer": _dumps}
+        if parsed.drivername.startswith("sqlite"):
+            if schema:
+                raise DatabaseError("'schema' is a PostgreSQL option; SQLite has one schema per file")
+            path = Path(parsed.database or "")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            options.update(pool_size=pool_size, max_overflow=pool_size)
+        else:
+            connect_args: dict[str, Any] = {
+                # asyncpg's prepared-statement cache: every hot statement is prepared once per connection.
+                "prepared_statement_cache_size": 256,
+            }
+            if schema:
+                connect_args["server_settings"] = {"search_path": schema}
+            options.update(pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
+        engine = create_async_engine(parsed, **options)
+        if parsed.drivername.startswith("sqlite"):
+            _install_sqlite_pragmas(engine, sqlite_synchronous, busy_timeout_ms)
+        db = cls(engine=engine, url=parsed)
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - reported with the URL, then re-raised as ours
+            await engine.dispose()
+            safe = parsed.render_as_string(hide_password=True)
+            raise DatabaseError(
+                f"cannot connect to the database at {safe}: {exc}. Check database.url and that the server runs."
+            ) from exc
+        return db
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        # WAL: readers never block the writer and vice versa; commits append to the log.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Another process (CLI, a second instance) holding the write lock: wait, don't fail.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
