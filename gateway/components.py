@@ -132,6 +132,10 @@ class Intent:
     name: str
     sensitive: bool = False
     confidence: float = 1.0
+    # A core action the pipeline performs for this intent. ``"forget_verification"``: the
+    # configured authenticator deletes what it stores for the customer (e.g. the voiceprint),
+    # and the pipeline appends a confirmation to the bot's messages.
+    action: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""The ``agents:`` section of the gateway YAML: the live-agent team, routing and acknowledgements.
+
+Shared by the configuration loader (:mod:`gateway.settings`) and the agent desk
+(:mod:`gateway.agents`), so it lives in its own small module that imports neither.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentProfile(_Frozen):
+    """One live agent. The router picks, among agents with the handoff's skill who speak the
+    customer's language, the one with the fewest open conversations below ``max_concurrent``."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1)
+    skills: tuple[str, ...] = ("general",)
+    languages: tuple[str, ...] = ("en",)
+    max_concurrent: int = Field(default=5, ge=1, le=100)
+    token: str | None = None  # bearer token for the agent API; ``${VAR}`` from the environment
+
+
+class AgentTemplate(_Frozen):
+    """A reply template agents can send; ``{first_name}``-style variables come from the CRM profile."""
+
+    name: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class AgentsSettings(_Frozen):
+    """Live agents and how the gateway treats a customer waiting for one."""
+
+    # Acknowledge a customer who wrote to a conversation held by (or queued for) an agent once,
+    # when no agent answered within this many seconds. Never repeated while the customer is
+    # silent: a slow customer is never nagged.
+    ack_after_s: float = Field(default=45.0, gt=0)
+    ack_text: str = "Thanks for waiting — an agent will be with you shortly."
+    queued_text: str = "All our agents are busy; you are in the queue and will be answered here."
+    handoff_text: str = "I'm passing you to {agent_name}, who can see our conversation so far."
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    team: tuple[AgentProfile, ...] = ()
+    templates: tuple[AgentTemplate, ...] = ()
