@@ -1,0 +1,412 @@
+"""The live-agent desk: routing handoffs, what agents see and do, and acknowledging waiting customers.
+
+The bot hands a conversation over in the same channel: the pipeline calls
+:meth:`AgentDesk.assign` and then holds the conversation ``WITH_AGENT``. Agents work through
+the JSON API in :mod:`gateway.agent_api` (mounted under ``/agents``); everything they send
+goes through the pipeline's :class:`Outbox`, so it is persisted, ordered with the customer's
+own messages and delivered by the conversation's current channel.
+
+State lives in the database: the load per agent, the queue and whether a customer is due an
+acknowledgement are read from SQL (:mod:`gateway.db.agent_queries`), so any number of gateway
+instances can run the desk and the sweeper side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+
+from gateway.agent_routing import pick_agent
+from gateway.agent_settings import AgentProfile, AgentsSettings, AgentTemplate
+from gateway.agent_templates import TemplateError, fill_template, profile_variables, template_variables
+from gateway.conversation import ConversationState
+from gateway.db.agent_queries import ACK_AUTHOR, AgentQueries, ConversationSummary
+from gateway.db.store import ConversationRow, Store, WriteSet, event_row
+from gateway.errors import GatewayError, UnknownConversation
+from gateway.messages import Button, OutboundMessage, Template
+
+if TYPE_CHECKING:  # pragma: no cover
+    from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# How long a routing decision made here counts towards an agent's load before the database
+# shows it (the pipeline commits the turn that asked for the handoff a moment later).
+PENDING_ASSIGNMENT_S = 30.0
+HISTORY_LIMIT = 1000
+
+
+class Outbox(Protocol):
+    """What the desk needs from the pipeline (:class:`gateway.pipeline.Pipeline` satisfies it)."""
+
+    async def push(self, conversation_id: str, messages: Sequence[OutboundMessage], *, author: str) -> None:
+        """Persist ``messages`` and deliver them through the conversation's channel, in order."""
+        ...
+
+    async def close_conversation(self, conversation_id: str, *, reason: str, author: str) -> None:
+        """Close the conversation."""
+        ...
+
+    async def set_agent(self, conversation_id: str, agent_id: str | None, *, author: str) -> None:
+        """Give the conversation to ``agent_id`` (state WITH_AGENT), or back to the bot with ``None``."""
+        ...
+
+
+class DeskError(GatewayError):
+    """An agent's request cannot be carried out; ``status`` is the HTTP status to answer with."""
+
+    status = 409
+
+
+class DeskConflict(DeskError):
+    """The conversation is not in a state that allows the action (queued, someone else's, closed ...)."""
+
+
+class BadAgentRequest(DeskError):
+    """The request itself is wrong (unknown template, missing template variable, bad buttons)."""
+
+    status = 400
+
+
+def agent_author(agent_id: str) -> str:
+    """The ``author`` recorded on everything an agent sends or does."""
+    return f"agent:{agent_id}"
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What an agent's message turned into before delivery."""
+
+    text: str
+    buttons: tuple[Button, ...]
+    template: str | None
+    variables: dict[str, str]
+
+
+class AgentDesk:
+    """Routes handoffs to agents, serves the agent API and acknowledges waiting customers."""
+
+    def __init__(
+        self,
+        settings: AgentsSettings,
+        store: Store,
+        outbox: Outbox,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.outbox = outbox
+        self.clock = clock
+        self.queries = AgentQueries(store.db)
+        self.agents: dict[str, AgentProfile] = {a.id: a for a in settings.team}
+        if len(self.agents) != len(settings.team):
+            raise GatewayError("agents.team lists the same agent id twice; give every agent a unique id")
+        self.templates: dict[str, AgentTemplate] = {t.name: t for t in settings.templates}
+        for template in settings.templates:
+            template_variables(template.text)  # malformed placeholders are a start-up error
+        self._assign_lock = asyncio.Lock()
+        # conversation id -> (agent id, monotonic time, sequence): decisions not yet committed.
+        self._pending: dict[str, tuple[str, float, int]] = {}
+        self._sequence = 0
+        if any(a.token is None for a in settings.team):
+            log.warning(
+                "agents without a token (%s) are identified by the X-VoiceGate-Agent header alone; "
+                "set agents.team[].token for production",
+                ", ".join(a.id for a in settings.team if a.token is None),
+            )
+
+    # ------------------------------------------------------------------ routing
+
+    async def assign(self, conversation_id: str, *, skill: str | None, language: str | None) -> AgentProfile | None:
+        """The agent who should take ``conversation_id`` now, or ``None`` to queue it.
+
+        Called by the pipeline inside the conversation's turn, before it commits the handoff.
+        Load and fairness come from the database; decisions this process made whose turn has
+        not committed yet also count, so a burst of handoffs does not pile onto one agent.
+        """
+        team = self.settings.team
+        if not team:
+            return None
+        ids = [a.id for a in team]
+        async with self._assign_lock:
+            loads = await self.queries.open_loads(ids)
+            last = await self.queries.last_assignments(ids)
+            await self._count_pending(loads, last)
+            agent = pick_agent(team, skill=skill, language=language, loads=loads, last_assigned=last)
+            if agent is not None:
+                self._sequence += 1
+                self._pending[conversation_id] = (agent.id, time.monotonic(), self._sequence)
+        log.info(
+            "handoff of %s (skill=%s, language=%s) -> %s",
+            conversation_id, skill, language, agent.id if agent else "queue",
+        )
+        return agent
+
+    async def _count_pending(self, loads: dict[str, int], last: dict[str, int]) -> None:
+        now = time.monotonic()
+        for cid, (_, at, _) in list(self._pending.items()):
+            if now - at > PENDING_ASSIGNMENT_S:
+                del self._pending[cid]
+        if not self._pending:
+            return
+        committed = await self.queries.assigned_to((cid, p[0]) for cid, p in self._pending.items())
+        top = max(last.values(), default=0)
+        for cid, (agent_id, _, seq) in list(self._pending.items()):
+            if cid in committed:  # the database counts it now
+                del self._pending[cid]
+                continue
+            loads[agent_id] = loads.get(agent_id, 0) + 1
+            last[agent_id] = max(last.get(agent_id, -1), top + seq)
+
+    # ------------------------------------------------------------------ API support
+
+    def routes(self) -> list["web.RouteDef"]:
+        """The agent API's routes, relative to where the app mounts them (``/agents``)."""
+        from gateway.agent_api import AgentApi
+
+        return AgentApi(self).routes()
+
+    def agent_by_token(self, token: str) -> AgentProfile | None:
+        """The agent whose configured bearer token is ``token`` (constant-time comparison)."""
+        import hmac
+
+        found = None
+        for agent in self.settings.team:
+            if agent.token is not None and hmac.compare_digest(agent.token.encode(), token.encode()):
+                found = agent
+        return found
+
+    async def desk(self, agent: AgentProfile) -> tuple[list[ConversationSummary], list[ConversationSummary]]:
+        """(conversations assigned to ``agent``, the queue), oldest first."""
+        return await self.queries.desk(agent.id)
+
+    async def _conversation(self, conversation_id: str) -> ConversationRow:
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            raise UnknownConversation(
+                f"no conversation with id '{conversation_id}'; list yours and the queue with GET /agents/me/conversations"
+            )
+        return conversation
+
+    async def conversation_detail(self, conversation_id: str) -> dict[str, Any]:
+        """Everything an agent needs: the customer's profile and identities, context, history, events."""
+        conversation = await self._conversation(conversation_id)
+        found = await self.store.customer(conversation.customer_id)
+        profile, identities = (found[0].profile or {}, found[1]) if found else ({}, [])
+        history = await self.store.history(conversation_id, limit=HISTORY_LIMIT)
+        events = await self.store.events(conversation_id)
+        earlier = await self.store.conversations(customer_id=conversation.customer_id, limit=50)
+        return {
+            "conversation": _conversation_json(conversation),
+            "customer": {
+                "id": conversation.customer_id,
+                "profile": profile,
+                "identities": [{"channel": ch, "sender": sender} for ch, sender in identities],
+                "template_variables": profile_variables(profile),
+            },
+            "context": conversation.context,
+            "messages": [
+                {
+                    "id": m.id,
+                    "direction": m.direction,
+                    "author": m.author,
+                    "channel": m.channel,
+                    "in_reply_to": m.in_reply_to,
+                    "created_at": m.created_at.isoformat(),
+                    "body": m.body,
+                }
+                for m in history
+            ],
+            "events": [{"type": t, "data": d, "at": at.isoformat()} for t, d, at in events],
+            "other_conversations": [
+                {
+                    "id": c.id,
+                    "channel": c.channel,
+                    "state": c.state.value,
+                    "assigned_agent": c.assigned_agent,
+                    "created_at": c.created_at.isoformat(),
+                    "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+                }
+                for c in earlier
+                if c.id != conversation_id
+            ],
+        }
+
+    def _require_mine(self, agent: AgentProfile, conversation: ConversationRow, action: str) -> None:
+        if conversation.state is not ConversationState.WITH_AGENT:
+            raise DeskConflict(
+                f"cannot {action}: conversation '{conversation.id}' is {conversation.state.value}, not with an agent"
+            )
+        if conversation.assigned_agent is None:
+            raise DeskConflict(
+                f"cannot {action}: conversation '{conversation.id}' is in the queue; "
+                f"claim it first with POST /agents/conversations/{conversation.id}/claim"
+            )
+        if conversation.assigned_agent != agent.id:
+            raise DeskConflict(
+                f"cannot {action}: conversation '{conversation.id}' is assigned to agent "
+                f"'{conversation.assigned_agent}', not to you"
+            )
+
+    async def send(
+        self,
+        agent: AgentProfile,
+        conversation_id: str,
+        *,
+        text: str | None = None,
+        template: str | None = None,
+        buttons: Sequence[Button] = (),
+    ) -> SentMessage:
+        """Send a message (free text, or a template filled from the CRM profile) as ``agent``."""
+        conversation = await self._conversation(conversation_id)
+        self._require_mine(agent, conversation, "send a message")
+        variables: dict[str, str] = {}
+        if template is not None:
+            chosen = self.templates.get(template)
+            if chosen is None:
+                known = ", ".join(sorted(self.templates)) or "none are configured"
+                raise BadAgentRequest(f"unknown template '{template}'; known templates: {known} (GET /agents/templates)")
+            found = await self.store.customer(conversation.customer_id)
+            available = profile_variables(found[0].profile if found else None)
+            available.setdefault("agent_name", agent.name)
+            try:
+                text, variables = fill_template(chosen, available)
+            except TemplateError as exc:
+                raise BadAgentRequest(str(exc)) from exc
+        assert text is not None
+        message = OutboundMessage(
+            text=text,
+            buttons=tuple(buttons),
+            template=Template(name=template, variables=variables) if template is not None else None,
+        )
+        await self.outbox.push(conversation_id, [message], author=agent_author(agent.id))
+        return SentMessage(text=text, buttons=tuple(buttons), template=template, variables=variables)
+
+    async def claim(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Take a queued conversation. Claiming one already yours is a no-op."""
+        conversation = await self._conversation(conversation_id)
+        if conversation.state is not ConversationState.WITH_AGENT:
+            raise DeskConflict(
+                f"cannot claim: conversation '{conversation_id}' is {conversation.state.value}; "
+                "only conversations waiting for an agent can be claimed"
+            )
+        if conversation.assigned_agent == agent.id:
+            return conversation
+        if conversation.assigned_agent is not None:
+            raise DeskConflict(
+                f"cannot claim: conversation '{conversation_id}' is already assigned to agent '{conversation.assigned_agent}'"
+            )
+        load = (await self.queries.open_loads([agent.id])).get(agent.id, 0)
+        if load >= agent.max_concurrent:
+            raise DeskConflict(
+                f"cannot claim: you already hold {load} open conversations (max_concurrent is {agent.max_concurrent}); "
+                "close or release one first"
+            )
+        await self.outbox.set_agent(conversation_id, agent.id, author=agent_author(agent.id))
+        await self.store.commit(
+            WriteSet(events=[event_row(conversation_id, "agent_claimed", {"agent_id": agent.id}, self.clock())])
+        )
+        after = await self._conversation(conversation_id)
+        if after.assigned_agent != agent.id:  # another agent's claim landed at the same moment
+            raise DeskConflict(
+                f"cannot claim: conversation '{conversation_id}' was just taken by agent '{after.assigned_agent}'"
+            )
+        return after
+
+    async def release(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Give the conversation back to the bot."""
+        conversation = await self._conversation(conversation_id)
+        self._require_mine(agent, conversation, "release")
+        await self.outbox.set_agent(conversation_id, None, author=agent_author(agent.id))
+        return await self._conversation(conversation_id)
+
+    async def close(self, agent: AgentProfile, conversation_id: str, *, reason: str | None = None) -> ConversationRow:
+        """Close a conversation assigned to ``agent`` (or a queued one, e.g. spam)."""
+        conversation = await self._conversation(conversation_id)
+        if conversation.state is ConversationState.CLOSED:
+            return conversation
+        if not (conversation.state is ConversationState.WITH_AGENT and conversation.assigned_agent is None):
+            self._require_mine(agent, conversation, "close")
+        await self.outbox.close_conversation(
+            conversation_id, reason=reason or f"closed by agent {agent.id}", author=agent_author(agent.id)
+        )
+        return await self._conversation(conversation_id)
+
+    def templates_json(self) -> list[dict[str, Any]]:
+        """The configured templates with the variables each needs."""
+        return [
+            {"name": t.name, "text": t.text, "variables": list(template_variables(t.text))}
+            for t in self.settings.templates
+        ]
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    async def sweep_once(self) -> int:
+        """Acknowledge, once per waiting stretch, every customer whose latest message has had no
+        agent answer for ``ack_after_s``; returns how many acknowledgements were sent.
+
+        A customer whose turn it is (the agent wrote last) is never messaged. Due-ness is
+        re-checked and recorded in one locked transaction per conversation, so concurrent
+        sweepers on several instances send one acknowledgement, not one each.
+        """
+        now = self.clock()
+        cutoff = now - timedelta(seconds=self.settings.ack_after_s)
+        sent = 0
+        for due in await self.queries.due_acks(cutoff):
+            recorded = await self.queries.record_ack(due.conversation_id, cutoff, now)
+            if recorded is None:
+                continue
+            text = self.settings.ack_text if recorded.assigned_agent else self.settings.queued_text
+            try:
+                await self.outbox.push(recorded.conversation_id, [OutboundMessage(text=text)], author=ACK_AUTHOR)
+            except Exception:  # noqa: BLE001 - at most once: the event is recorded, never resend
+                log.exception("could not deliver the acknowledgement to conversation %s", recorded.conversation_id)
+                continue
+            sent += 1
+        if sent:
+            log.info("sent %d acknowledgement(s) to waiting customers", sent)
+        return sent
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep every ``sweep_interval_s`` until ``stop`` is set (the app's background task)."""
+        while not stop.is_set():
+            try:
+                await self.sweep_once()
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeper
+                log.exception("acknowledgement sweep failed; retrying in %.1f s", self.settings.sweep_interval_s)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.sweep_interval_s)
+            except asyncio.TimeoutError:
+                pass
+
+
+def _conversation_json(c: ConversationRow) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "customer_id": c.customer_id,
+        "channel": c.channel,
+        "sender": c.sender,
+        "state": c.state.value,
+        "assigned_agent": c.assigned_agent,
+        "pending_intent": c.pending_intent,
+        "verified_until": c.verified_until.isoformat() if c.verified_until else None,
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "closed_at": c.closed_at.isoformat() if c.closed_at else None,
+    }
+
+
+__all__ = [
+    "AgentDesk",
+    "Outbox",
+    "DeskError",
+    "DeskConflict",
+    "BadAgentRequest",
+    "SentMessage",
+    "agent_author",
+    "ACK_AUTHOR",
+]

@@ -1,0 +1,278 @@
+"""The desk against a real Store on SQLite: routing from database load, claims, and the
+acknowledgement sweeper (driven with a hand-moved clock, never by sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.agents import AgentDesk, BadAgentRequest, DeskConflict
+from gateway.conversation import ConversationState
+from gateway.db.agent_queries import ACK_AUTHOR, ACK_EVENT
+from gateway.errors import UnknownConversation
+
+from .support import TEAM, Clock, RecordingOutbox, Seeder, make_settings
+
+WITH_BOT = ConversationState.WITH_BOT
+WITH_AGENT = ConversationState.WITH_AGENT
+
+
+# --------------------------------------------------------------------------- routing
+
+
+async def test_assign_uses_open_conversations_in_the_database(desk: AgentDesk, seed: Seeder):
+    # Anna already holds one open conversation, Bob none: an English general handoff goes to Bob.
+    await seed.conversation(agent="anna")
+    agent = await desk.assign("c-new", skill=None, language="en")
+    assert agent is not None and agent.id == "bob"
+
+
+async def test_closed_and_bot_conversations_do_not_count_as_load(desk: AgentDesk, seed: Seeder):
+    await seed.conversation(agent="anna", state=ConversationState.CLOSED)
+    await seed.conversation(agent="anna", state=WITH_BOT)
+    await seed.conversation(agent="bob")
+    agent = await desk.assign("c-new", skill="general", language="en")
+    assert agent is not None and agent.id == "anna"
+
+
+async def test_ties_broken_by_least_recent_assignment_event(desk: AgentDesk, seed: Seeder):
+    # Equal load (one each); Anna's assignment is the more recent one, so Bob is next.
+    await seed.conversation(agent="bob")
+    await seed.conversation(agent="anna")
+    agent = await desk.assign("c-new", skill=None, language="en")
+    assert agent is not None and agent.id == "bob"
+
+
+async def test_burst_of_handoffs_is_spread_before_the_turns_commit(desk: AgentDesk):
+    # Nothing is committed between these calls (the pipeline commits after assign returns),
+    # yet the desk must not give all four to the same agent, nor exceed max_concurrent (2 each).
+    picks = [await desk.assign(f"c{i}", skill=None, language="en") for i in range(5)]
+    assert [p.id if p else None for p in picks] == ["anna", "bob", "anna", "bob", None]
+
+
+async def test_full_team_queues_and_italian_tech_goes_to_carla(desk: AgentDesk, seed: Seeder):
+    assert (await desk.assign("c1", skill="tech", language="it")).id == "carla"
+    await seed.conversation(agent="carla")
+    # Carla's max_concurrent is 1; the pending decision for c1 plus the committed one fill her,
+    # and the general fallback has Anna (Italian speaker).
+    assert (await desk.assign("c2", skill="tech", language="it")).id == "anna"
+
+
+async def test_no_team_means_queue(store, outbox, clock):
+    desk = AgentDesk(make_settings(team=()), store, outbox, clock)
+    assert await desk.assign("c1", skill=None, language=None) is None
+
+
+def test_duplicate_agent_ids_are_refused(store, outbox, clock):
+    with pytest.raises(Exception, match="same agent id twice"):
+        AgentDesk(make_settings(team=(TEAM[0], TEAM[0])), store, outbox, clock)
+
+
+# --------------------------------------------------------------------------- agent actions
+
+
+async def test_claim_takes_a_queued_conversation_once(desk: AgentDesk, seed: Seeder, outbox: RecordingOutbox):
+    cid = await seed.conversation(agent=None)
+    anna, bob = desk.agents["anna"], desk.agents["bob"]
+    after = await desk.claim(anna, cid)
+    assert after.assigned_agent == "anna" and after.state is WITH_AGENT
+    assert (await desk.claim(anna, cid)).assigned_agent == "anna"  # idempotent
+    with pytest.raises(DeskConflict, match="already assigned to agent 'anna'"):
+        await desk.claim(bob, cid)
+    assert [c for c in outbox.calls if c[0] == "set_agent"] == [("set_agent", cid, "anna", "agent:anna")]
+    assert ("agent_claimed", {"agent_id": "anna"}) in [(t, d) for t, d, _ in await desk.store.events(cid)]
+
+
+async def test_claim_respects_max_concurrent(desk: AgentDesk, seed: Seeder):
+    await seed.conversation(agent="carla")
+    queued = await seed.conversation(agent=None)
+    with pytest.raises(DeskConflict, match="max_concurrent is 1"):
+        await desk.claim(desk.agents["carla"], queued)
+
+
+async def test_only_the_assigned_agent_may_write(desk: AgentDesk, seed: Seeder):
+    cid = await seed.conversation(agent="anna")
+    queued = await seed.conversation(agent=None)
+    with pytest.raises(DeskConflict, match="assigned to agent 'anna', not to you"):
+        await desk.send(desk.agents["bob"], cid, text="hello")
+    with pytest.raises(DeskConflict, match="claim it first"):
+        await desk.send(desk.agents["bob"], queued, text="hello")
+    with pytest.raises(UnknownConversation, match="no conversation with id 'nope'"):
+        await desk.send(desk.agents["bob"], "nope", text="hello")
+
+
+async def test_template_is_filled_from_the_crm_profile(desk: AgentDesk, seed: Seeder, outbox: RecordingOutbox):
+    cid = await seed.conversation(
+        agent="anna", profile={"display_name": "Maria Verdi", "attributes": {"tier": "gold"}}
+    )
+    sent = await desk.send(desk.agents["anna"], cid, template="greet")
+    assert sent.text == "Hi Maria, I'm Anna Bianchi. How can I help?"
+    (conv, messages, author), = outbox.pushes()
+    assert conv == cid and author == "agent:anna"
+    assert messages[0].template is not None and messages[0].template.name == "greet"
+    with pytest.raises(BadAgentRequest, match="'account_number'"):
+        await desk.send(desk.agents["anna"], cid, template="balance")
+    with pytest.raises(BadAgentRequest, match="unknown template 'nope'.*balance, greet"):
+        await desk.send(desk.agents["anna"], cid, template="nope")
+
+
+async def test_release_and_close(desk: AgentDesk, seed: Seeder, outbox: RecordingOutbox):
+    cid = await seed.conversation(agent="anna")
+    after = await desk.release(desk.agents["anna"], cid)
+    assert after.state is WITH_BOT and after.assigned_agent is None
+    with pytest.raises(DeskConflict, match="is with_bot"):
+        await desk.close(desk.agents["anna"], cid)
+    other = await seed.conversation(agent="anna")
+    closed = await desk.close(desk.agents["anna"], other, reason="solved")
+    assert closed.state is ConversationState.CLOSED
+    assert ("close", other, "solved", "agent:anna") in outbox.calls
+
+
+async def test_detail_shows_profile_identities_context_history_events(desk: AgentDesk, seed: Seeder, clock: Clock):
+    cid = await seed.conversation(
+        agent="anna", profile={"display_name": "Maria Verdi"}, context={"topic": "card"}, sender="+3912345"
+    )
+    await seed.inbound(cid, "my card is blocked")
+    clock.advance(5)
+    await seed.outbound(cid, "Looking into it", "agent:anna")
+    detail = await desk.conversation_detail(cid)
+    assert detail["customer"]["profile"]["display_name"] == "Maria Verdi"
+    assert detail["customer"]["identities"] == [{"channel": "rest", "sender": "+3912345"}]
+    assert detail["context"] == {"topic": "card"}
+    assert [(m["direction"], m["body"]["text"]) for m in detail["messages"]] == [
+        ("in", "my card is blocked"),
+        ("out", "Looking into it"),
+    ]
+    assert detail["events"][0]["type"] == "handoff"
+    assert detail["conversation"]["assigned_agent"] == "anna"
+
+
+async def test_desk_lists_mine_and_the_queue(desk: AgentDesk, seed: Seeder, clock: Clock):
+    mine = await seed.conversation(agent="anna", profile={"display_name": "Maria"})
+    await seed.inbound(mine, "hello?")
+    queued = await seed.conversation(agent=None)
+    await seed.conversation(agent="bob")
+    assigned, queue = await desk.desk(desk.agents["anna"])
+    assert [s.id for s in assigned] == [mine] and [s.id for s in queue] == [queued]
+    assert assigned[0].customer_name == "Maria" and assigned[0].waiting and assigned[0].message_count == 1
+    clock.advance(1)
+    await seed.outbound(mine, "hi!", "agent:anna")
+    assigned, _ = await desk.desk(desk.agents["anna"])
+    assert not assigned[0].waiting
+
+
+# --------------------------------------------------------------------------- acknowledgements
+
+
+async def test_one_ack_after_ack_after_s_and_not_before(desk: AgentDesk, seed: Seeder, clock: Clock, outbox):
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "is anyone there?")
+    clock.advance(44)
+    assert await desk.sweep_once() == 0
+    clock.advance(2)
+    assert await desk.sweep_once() == 1
+    assert outbox.pushes() == [(cid, outbox.pushes()[0][1], ACK_AUTHOR)]
+    assert outbox.pushes()[0][1][0].text == desk.settings.ack_text
+    # Time passes, the customer writes again, still no agent: same waiting stretch, no second ack.
+    clock.advance(120)
+    await seed.inbound(cid, "hello???")
+    clock.advance(120)
+    assert await desk.sweep_once() == 0
+    assert len(outbox.pushes()) == 1
+    assert [t for t, _, _ in await desk.store.events(cid)].count(ACK_EVENT) == 1
+
+
+async def test_queued_customer_gets_the_queued_text(desk: AgentDesk, seed: Seeder, clock: Clock, outbox):
+    cid = await seed.conversation(agent=None)
+    await seed.inbound(cid, "I want a human")
+    await seed.outbound(cid, "Passing you to an agent", "bot:demo")  # the handoff message is not an answer
+    clock.advance(46)
+    assert await desk.sweep_once() == 1
+    assert outbox.pushes()[0][1][0].text == desk.settings.queued_text
+
+
+async def test_never_nag_a_customer_whose_turn_it_is(desk: AgentDesk, seed: Seeder, clock: Clock, outbox):
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "question")
+    clock.advance(10)
+    await seed.outbound(cid, "Here is the answer. Anything else?", "agent:anna")
+    clock.advance(3600)  # the customer is slow: nothing is sent
+    assert await desk.sweep_once() == 0
+    assert outbox.pushes() == []
+
+
+async def test_a_new_stretch_after_the_agent_answered_gets_its_own_ack(desk, seed: Seeder, clock: Clock, outbox):
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "first")
+    clock.advance(50)
+    assert await desk.sweep_once() == 1
+    clock.advance(5)
+    await seed.outbound(cid, "answer", "agent:anna")
+    clock.advance(5)
+    await seed.inbound(cid, "follow-up")
+    clock.advance(30)
+    assert await desk.sweep_once() == 0  # not yet 45 s since the follow-up
+    clock.advance(20)
+    assert await desk.sweep_once() == 1
+    assert len(outbox.pushes()) == 2
+
+
+async def test_bot_held_and_closed_conversations_are_never_acked(desk, seed: Seeder, clock: Clock, outbox):
+    for state in (WITH_BOT, ConversationState.CLOSED, ConversationState.AWAITING_VERIFICATION):
+        cid = await seed.conversation(state=state)
+        await seed.inbound(cid, "hi")
+    clock.advance(1000)
+    assert await desk.sweep_once() == 0
+
+
+async def test_conversation_without_customer_messages_is_not_acked(desk, seed: Seeder, clock: Clock):
+    await seed.conversation(agent="anna")
+    clock.advance(1000)
+    assert await desk.sweep_once() == 0
+
+
+async def test_failed_delivery_is_not_retried(desk: AgentDesk, seed: Seeder, clock: Clock, outbox):
+    # At most once: the ack is recorded before it is sent, so a failing channel never causes a
+    # burst of acknowledgements on later sweeps.
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "hi")
+    clock.advance(60)
+    outbox.fail_push = True
+    assert await desk.sweep_once() == 0
+    outbox.fail_push = False
+    assert await desk.sweep_once() == 0
+    assert len(outbox.pushes()) == 1
+
+
+async def test_concurrent_sweepers_send_one_ack(store, seed: Seeder, clock: Clock, outbox):
+    # Two desks (as on two gateway instances) share one database and sweep at the same moment.
+    desks = [AgentDesk(make_settings(), store, outbox, clock) for _ in range(3)]
+    cids = [await seed.conversation(agent="anna") for _ in range(3)]
+    for cid in cids:
+        await seed.inbound(cid, "hello")
+    answered = await seed.conversation(agent="bob")  # other conversations' messages must not leak in
+    await seed.inbound(answered, "question")
+    await seed.outbound(answered, "answer", "agent:bob")
+    clock.advance(60)
+    results = await asyncio.gather(*(d.sweep_once() for d in desks))
+    assert sum(results) == 3
+    assert sorted(c for c, _, _ in outbox.pushes()) == sorted(cids)
+    clock.advance(600)
+    assert sum(await asyncio.gather(*(d.sweep_once() for d in desks))) == 0
+
+
+async def test_run_sweeps_until_stopped(store, seed: Seeder, clock: Clock, outbox):
+    desk = AgentDesk(make_settings(sweep_interval_s=0.01), store, outbox, clock)
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "hello")
+    clock.advance(60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(desk.run(stop))
+    for _ in range(500):  # wait for the outcome, not for a duration
+        if outbox.pushes():
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [c for c, _, _ in outbox.pushes()] == [cid]
