@@ -8,6 +8,7 @@ GET      ``/conversations/{id}``                     profile, identities, contex
 POST     ``/conversations/{id}/messages``            ``{"text": ...}`` or ``{"template": ...}``, optional ``"buttons"``
 POST     ``/conversations/{id}/claim``               take a queued conversation
 POST     ``/conversations/{id}/release``             hand the conversation back to the bot
+POST     ``/conversations/{id}/requeue``             put it back in the queue for another agent
 POST     ``/conversations/{id}/close``               close it (optional ``{"reason": ...}``)
 GET      ``/templates``                              reply templates and the variables they need
 =======  ==========================================  =================================================
@@ -63,6 +64,7 @@ class AgentApi:
             web.post("/conversations/{id}/messages", self._guard(self.send_message)),
             web.post("/conversations/{id}/claim", self._guard(self.claim)),
             web.post("/conversations/{id}/release", self._guard(self.release)),
+            web.post("/conversations/{id}/requeue", self._guard(self.requeue)),
             web.post("/conversations/{id}/close", self._guard(self.close)),
             web.get("/templates", self._guard(self.templates)),
         ]
@@ -182,6 +184,10 @@ class AgentApi:
 
     async def release(self, request: web.Request, agent: AgentProfile) -> web.Response:
         conversation = await self.desk.release(agent, request.match_info["id"])
+        return web.json_response(_state(conversation))
+
+    async def requeue(self, request: web.Request, agent: AgentProfile) -> web.Response:
+        conversation = await self.desk.requeue(agent, request.match_info["id"])
         return web.json_response(_state(conversation))
 
     async def close(self, request: web.Request, agent: AgentProfile) -> web.Response:

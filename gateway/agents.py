@@ -24,8 +24,8 @@ from gateway.agent_routing import pick_agent
 from gateway.agent_settings import AgentProfile, AgentsSettings, AgentTemplate
 from gateway.agent_templates import TemplateError, fill_template, profile_variables, template_variables
 from gateway.conversation import ConversationState
-from gateway.db.agent_queries import ACK_AUTHOR, AgentQueries, ConversationSummary
-from gateway.db.store import ConversationRow, Store, WriteSet, event_row
+from gateway.db.agent_queries import ACK_AUTHOR, AckDue, AgentQueries, ConversationSummary
+from gateway.db.store import ConversationRow, StaleConversation, Store, WriteSet, event_row
 from gateway.errors import GatewayError, UnknownConversation
 from gateway.messages import Button, OutboundMessage, Template
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # shows it (the pipeline commits the turn that asked for the handoff a moment later).
 PENDING_ASSIGNMENT_S = 30.0
 HISTORY_LIMIT = 1000
+RELEASE_ATTEMPTS = 3
 
 
 class Outbox(Protocol):
@@ -52,7 +53,7 @@ class Outbox(Protocol):
         ...
 
     async def set_agent(self, conversation_id: str, agent_id: str | None, *, author: str) -> None:
-        """Give the conversation to ``agent_id`` (state WITH_AGENT), or back to the bot with ``None``."""
+        """Give the conversation to ``agent_id``, or back to the queue with ``None`` (it stays WITH_AGENT)."""
         ...
 
 
@@ -307,9 +308,6 @@ class AgentDesk:
                 "close or release one first"
             )
         await self.outbox.set_agent(conversation_id, agent.id, author=agent_author(agent.id))
-        await self.store.commit(
-            WriteSet(events=[event_row(conversation_id, "agent_claimed", {"agent_id": agent.id}, self.clock())])
-        )
         after = await self._conversation(conversation_id)
         if after.assigned_agent != agent.id:  # another agent's claim landed at the same moment
             raise DeskConflict(
@@ -318,9 +316,32 @@ class AgentDesk:
         return after
 
     async def release(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
-        """Give the conversation back to the bot."""
+        """Give the conversation back to the bot (state WITH_BOT, no agent).
+
+        Written through the Store with the conversation's version as a fence: if a customer
+        turn commits in between, this write (or the turn) fails as stale and is re-run from a
+        fresh read, so neither overwrites the other.
+        """
+        for _ in range(RELEASE_ATTEMPTS):
+            conversation = await self._conversation(conversation_id)
+            self._require_mine(agent, conversation, "release")
+            now = self.clock()
+            conversation.state, conversation.assigned_agent = ConversationState.WITH_BOT, None
+            ws = WriteSet(
+                events=[event_row(conversation_id, "agent_released", {"agent_id": agent.id, "author": agent_author(agent.id)}, now)]
+            )
+            ws.add_conversation(conversation, now)
+            try:
+                await self.store.commit(ws)
+            except StaleConversation:
+                continue
+            return await self._conversation(conversation_id)
+        raise DeskConflict(f"conversation '{conversation_id}' kept changing while releasing it; try again")
+
+    async def requeue(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Put a conversation assigned to ``agent`` back in the queue for another agent to claim."""
         conversation = await self._conversation(conversation_id)
-        self._require_mine(agent, conversation, "release")
+        self._require_mine(agent, conversation, "requeue")
         await self.outbox.set_agent(conversation_id, None, author=agent_author(agent.id))
         return await self._conversation(conversation_id)
 
@@ -360,7 +381,7 @@ class AgentDesk:
             recorded = await self.queries.record_ack(due.conversation_id, cutoff, now)
             if recorded is None:
                 continue
-            text = self.settings.ack_text if recorded.assigned_agent else self.settings.queued_text
+            text = self._ack_text(recorded)
             try:
                 await self.outbox.push(recorded.conversation_id, [OutboundMessage(text=text)], author=ACK_AUTHOR)
             except Exception:  # noqa: BLE001 - at most once: the event is recorded, never resend
@@ -370,6 +391,13 @@ class AgentDesk:
         if sent:
             log.info("sent %d acknowledgement(s) to waiting customers", sent)
         return sent
+
+    def _ack_text(self, due: AckDue) -> str:
+        # A queued customer hears the queue message once; if the handoff already said it,
+        # the acknowledgement is the plain "thanks for waiting" instead of a verbatim repeat.
+        if due.assigned_agent is None and due.stretch_text != self.settings.queued_text:
+            return self.settings.queued_text
+        return self.settings.ack_text
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep every ``sweep_interval_s`` until ``stop`` is set (the app's background task)."""

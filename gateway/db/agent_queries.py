@@ -31,9 +31,9 @@ from gateway.db.models import conversations, customers, events, messages
 ACK_AUTHOR = "desk:ack"
 ACK_EVENT = "agent_ack"
 AGENT_AUTHOR_PREFIX = "agent:"
-# Event types the pipeline (handoff, set_agent) and the desk (claim) write when a conversation
-# gets an agent; each carries data["agent_id"].
-ASSIGNMENT_EVENT_TYPES: tuple[str, ...] = ("handoff", "agent_assigned", "agent_claimed")
+# Event types the pipeline writes when a conversation gets an agent (the handoff turn, and
+# ``set_agent`` for claims); each carries data["agent_id"] (``None`` when queued).
+ASSIGNMENT_EVENT_TYPES: tuple[str, ...] = ("handoff", "agent_assigned")
 
 WITH_AGENT = ConversationState.WITH_AGENT.value
 
@@ -47,6 +47,7 @@ class AckDue:
     inbound_id: str  # the customer's latest message
     inbound_at: datetime
     stretch: str  # id of the last non-ack outbound message ("" if none): the waiting stretch
+    stretch_text: str | None = None  # that message's text (e.g. the handoff message)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class AgentQueries:
     # ------------------------------------------------------------------ acknowledgements
 
     def _due_query(self, cutoff: datetime) -> Any:
-        c, last_in = conversations, messages.alias("last_in")
+        c, last_in, said = conversations, messages.alias("last_in"), messages.alias("said")
         acked = exists().where(
             events.c.conversation_id == c.c.id,
             events.c.type == ACK_EVENT,
@@ -182,8 +183,11 @@ class AgentQueries:
                 last_in.c.id.label("inbound_id"),
                 last_in.c.created_at.label("inbound_at"),
                 self._stretch.label("stretch"),
+                said.c.body.label("stretch_body"),
             )
-            .select_from(c.join(last_in, last_in.c.id == self._last_in_id))
+            .select_from(
+                c.join(last_in, last_in.c.id == self._last_in_id).outerjoin(said, said.c.id == self._stretch)
+            )
             .where(
                 c.c.state == WITH_AGENT,
                 last_in.c.created_at <= cutoff,
@@ -286,7 +290,9 @@ class AgentQueries:
 
 
 def _ack_due(row: Any) -> AckDue:
+    body = row.stretch_body if isinstance(row.stretch_body, dict) else {}
     return AckDue(
+        stretch_text=body.get("text"),
         conversation_id=row.id,
         assigned_agent=row.assigned_agent,
         inbound_id=row.inbound_id,

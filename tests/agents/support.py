@@ -69,12 +69,11 @@ class RecordingOutbox:
         self.calls.append(("set_agent", conversation_id, agent_id, author))
         conv = await self.store.conversation(conversation_id)
         assert conv is not None
-        conv.assigned_agent = agent_id
-        conv.state = ConversationState.WITH_AGENT if agent_id else ConversationState.WITH_BOT
+        # As the pipeline does: None puts it back in the queue; it stays WITH_AGENT.
+        conv.assigned_agent, conv.state = agent_id, ConversationState.WITH_AGENT
         ws = WriteSet()
         ws.add_conversation(conv, self.clock())
-        if agent_id:
-            ws.events.append(event_row(conversation_id, "agent_assigned", {"agent_id": agent_id}, self.clock()))
+        ws.events.append(event_row(conversation_id, "agent_assigned", {"agent_id": agent_id, "author": author}, self.clock()))
         await self.store.commit(ws)
 
     async def close_conversation(self, conversation_id: str, *, reason: str, author: str) -> None:

@@ -60,6 +60,7 @@ async def test_unknown_conversation_is_404_with_a_clear_message(api):
         ("POST", "/agents/conversations/nope/claim"),
         ("POST", "/agents/conversations/nope/close"),
         ("POST", "/agents/conversations/nope/release"),
+        ("POST", "/agents/conversations/nope/requeue"),
     ]:
         body = await _json(await api.request(method, path, headers=ANNA), 404)
         assert "no conversation with id 'nope'" in body["error"] and "GET /agents/me/conversations" in body["error"]
