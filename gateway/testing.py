@@ -171,7 +171,11 @@ async def gateway_client() -> AsyncIterator[GatewayClientFactory]:
     async def factory(settings: GatewaySettings, extra_plugins: Sequence[object] = ()) -> TestClient:
         app = create_app(settings, extra_plugins=extra_plugins)
         client = TestClient(TestServer(app, host="127.0.0.1", port=0))
-        await client.start_server()
+        try:
+            await client.start_server()
+        except BaseException:
+            await client.close()  # start-up failed: release what was opened, then report it
+            raise
         clients.append(client)
         return client
 

@@ -199,13 +199,15 @@ class GroupCommitter:
             .where(and_(conversations.c.id == bindparam("b_id"), conversations.c.version == bindparam("b_version")))
             .values(
                 {
-                    name: bindparam(name, type_=conversations.c[name].type)
-                    for name in (
-                        "channel", "sender", "state", "context", "pending_intent", "verified_until",
-                        "assigned_agent", "updated_at", "closed_at",
-                    )
-                },
-                version=bindparam("new_version"),
+                    **{
+                        name: bindparam(name, type_=conversations.c[name].type)
+                        for name in (
+                            "channel", "sender", "state", "context", "pending_intent", "verified_until",
+                            "assigned_agent", "updated_at", "closed_at",
+                        )
+                    },
+                    "version": bindparam("new_version"),
+                }
             )
         )
         self._update_profile = (

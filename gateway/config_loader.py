@@ -1,0 +1,266 @@
+"""YAML -> :class:`GatewaySettings`, with errors that say file:line, key path, what was expected and what to do.
+
+The YAML is composed into nodes first (PyYAML's ``SafeLoader``), so every key path keeps the
+line it came from; pydantic's error locations are then mapped back to those lines. ``${VAR}``
+takes a value from the environment (unset = error), ``${VAR:-default}`` has a default.
+Plugin sections are validated against each component's own ``settings_model`` and reported
+the same way. All problems are collected and raised together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gateway.errors import ConfigError, ConfigProblem, PluginError
+from gateway.settings import GatewaySettings
+
+Path_ = tuple[Any, ...]
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    check_plugins: bool = True,
+    extra_plugins: Sequence[object] = (),
+) -> GatewaySettings:
+    """Read, substitute and validate the YAML at ``path``.
+
+    With ``check_plugins`` (the default) the listed plugins are loaded and every configured
+    component's settings are validated too, so ``voicegate check-config`` catches everything
+    start-up would. Raises :class:`ConfigError` listing every problem found.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem(file, None, "", "the configuration file does not exist",
+                           "Create it (copy config/gateway.yaml) or pass the right path with --config")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigProblem(file, None, "", f"cannot read the file ({exc})", "Check its permissions and encoding (UTF-8)")]) from None
+    config_dir = str(Path(path).resolve().parent)
+    settings = parse_config(text, file=file, config_dir=config_dir, environ=environ)
+    if check_plugins:
+        from gateway.plugin_manager import load_plugins
+
+        try:
+            plugins = load_plugins(settings.plugins, extra_plugins)
+        except PluginError as exc:
+            raise ConfigError([ConfigProblem(file, settings.line_of(("plugins",)), "plugins", str(exc).rstrip("."), "")]) from exc
+        problems = component_problems(settings, plugins.components)
+        if problems:
+            raise ConfigError(problems)
+    return settings
+
+
+def parse_config(
+    text: str, *, file: str = "<string>", config_dir: str | None = None, environ: Mapping[str, str] | None = None
+) -> GatewaySettings:
+    """Validate YAML ``text`` as the gateway configuration (no plugins loaded)."""
+    env = os.environ if environ is None else environ
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            [ConfigProblem(file, line, "", f"invalid YAML: {exc.problem or exc}",
+                           "Fix the syntax (indentation, a missing ':' or quote)")]
+        ) from None
+    if node is None:
+        data: Any = {}
+        lines: dict[Path_, int] = {}
+    else:
+        problems: list[ConfigProblem] = []
+        lines = {}
+        _index_lines(node, (), lines, problems, file)
+        if problems:
+            raise ConfigError(problems)
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(file, 1, "", f"expected a mapping of sections, found {type(data).__name__}",
+                                         "Start the file with keys such as 'server:' and 'plugins:'")])
+    secrets: set[Path_] = set()
+    problems = []
+    data = _substitute(data, (), env, secrets, problems, file, lines)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        settings = GatewaySettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, file, lines, secrets, GatewaySettings)) from None
+    return settings.with_source(config_path=file, config_dir=config_dir or str(Path.cwd()), lines=lines)
+
+
+def component_problems(settings: GatewaySettings, components: Any) -> list[ConfigProblem]:
+    """Problems with the component sections: unknown component names and invalid plugin settings.
+
+    ``components`` is a :class:`gateway.plugin_manager.Components`.
+    """
+    file = settings.config_path or "<settings>"
+    problems: list[ConfigProblem] = []
+
+    def check(kind: str, registered: Mapping[str, Any], name: str, raw: Any, name_path: Path_, settings_path: Path_) -> None:
+        entry = registered.get(name)
+        if entry is None:
+            known = ", ".join(sorted(registered)) or "none"
+            problems.append(ConfigProblem(
+                file, settings.line_of(name_path), _dotted(name_path), f"no loaded plugin provides a {kind} named '{name}'",
+                f"Registered {kind}s: {known}. Add the plugin that provides it to 'plugins' or fix the name",
+            ))
+            return
+        try:
+            entry.spec.settings_model.model_validate(raw or {})
+        except ValidationError as exc:
+            for p in _problems(exc, file, settings._lines, set(), entry.spec.settings_model, prefix=settings_path):
+                problems.append(p)
+
+    for name, raw in settings.channels.items():
+        check("channel", components.channels, name, raw, ("channels", name), ("channels", name))
+    for i, use in enumerate(settings.bots):
+        check("bot", components.bots, use.use, use.settings, ("bots", i, "use"), ("bots", i, "settings"))
+    for i, use in enumerate(settings.crm):
+        check("CRM backend", components.crm, use.use, use.settings, ("crm", i, "use"), ("crm", i, "settings"))
+    auth = settings.authentication
+    if auth is not None:
+        names = dict(auth.authenticators)
+        names.setdefault(auth.use, {})
+        for name, raw in names.items():
+            name_path = ("authentication", "use") if name == auth.use and name not in auth.authenticators else (
+                "authentication", "authenticators", name)
+            check("authenticator", components.authenticators, name, raw, name_path, ("authentication", "authenticators", name))
+    return problems
+
+
+def resolved_database_url(settings: GatewaySettings) -> str:
+    """``database.url`` with a relative SQLite path made absolute against the config folder."""
+    url = settings.database.url
+    match = re.match(r"^(sqlite(?:\+\w+)?:///)(.+)$", url)
+    if match and not match.group(2).startswith("/") and match.group(2) != ":memory:":
+        return match.group(1) + settings.resolve_path(match.group(2))
+    return url
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: list[ConfigProblem], file: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            child = path + (key,)
+            if key in seen:
+                problems.append(ConfigProblem(file, key_node.start_mark.line + 1, _dotted(child),
+                                              "the key appears twice in the same mapping", "Keep one of them"))
+            seen.add(key)
+            lines[child] = key_node.start_mark.line + 1
+            _index_lines(value_node, child, lines, problems, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[path + (index,)] = item.start_mark.line + 1
+            _index_lines(item, path + (index,), lines, problems, file)
+
+
+def _substitute(value: Any, path: Path_, env: Mapping[str, str], secrets: set[Path_],
+                problems: list[ConfigProblem], file: str, lines: dict[Path_, int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, path + (k,), env, secrets, problems, file, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, path + (i,), env, secrets, problems, file, lines) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    secrets.add(path)
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(ConfigProblem(
+            file, lines.get(path), _dotted(path), f"environment variable {name} is not set",
+            f"Export it (export {name}=...) or give a default with ${{{name}:-value}}",
+        ))
+        return ""
+
+    return _VAR.sub(replace, value)
+
+
+def _problems(exc: ValidationError, file: str, lines: Mapping[Path_, int], secrets: set[Path_],
+              model: type[BaseModel], prefix: Path_ = ()) -> list[ConfigProblem]:
+    found: list[ConfigProblem] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = prefix + loc
+        line = _line(lines, path)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            problem = "unknown key"
+            hint = "Remove it or fix the spelling" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
+        elif kind == "missing":
+            problem = "a required key is missing"
+            hint = "Add it"
+        else:
+            shown = "" if any(path[: len(s)] == s for s in secrets) else f", found {error.get('input')!r}"
+            problem = f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
+            hint = "Fix the value"
+        found.append(ConfigProblem(file, line, _dotted(path), problem, hint))
+    return found
+
+
+def _line(lines: Mapping[Path_, int], path: Path_) -> int | None:
+    for end in range(len(path), -1, -1):
+        if tuple(path[:end]) in lines:
+            return lines[tuple(path[:end])]
+    return None
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(model: Any, loc: Path_) -> list[str]:
+    """The keys a nested model at ``loc`` accepts (for 'unknown key' hints)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) in (tuple, list) and isinstance(part, int):
+            current = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
