@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # shows it (the pipeline commits the turn that asked for the handoff a moment later).
 PENDING_ASSIGNMENT_S = 30.0
 HISTORY_LIMIT = 1000
-RELEASE_ATTEMPTS = 3
+FENCE_ATTEMPTS = 3
 
 
 class Outbox(Protocol):
@@ -284,59 +284,87 @@ class AgentDesk:
             buttons=tuple(buttons),
             template=Template(name=template, variables=variables) if template is not None else None,
         )
-        await self.outbox.push(conversation_id, [message], author=agent_author(agent.id))
+        for _ in range(FENCE_ATTEMPTS):
+            try:
+                await self.outbox.push(conversation_id, [message], author=agent_author(agent.id))
+                break
+            except StaleConversation:  # a customer turn committed first; nothing of ours was stored
+                self._require_mine(agent, await self._conversation(conversation_id), "send a message")
+            except GatewayError:
+                # Closed or handed over meanwhile: say so (409) rather than fail obscurely.
+                self._require_mine(agent, await self._conversation(conversation_id), "send a message")
+                raise
+        else:
+            raise DeskConflict(f"conversation '{conversation_id}' kept changing while sending; try again")
         return SentMessage(text=text, buttons=tuple(buttons), template=template, variables=variables)
 
-    async def claim(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
-        """Take a queued conversation. Claiming one already yours is a no-op."""
-        conversation = await self._conversation(conversation_id)
-        if conversation.state is not ConversationState.WITH_AGENT:
-            raise DeskConflict(
-                f"cannot claim: conversation '{conversation_id}' is {conversation.state.value}; "
-                "only conversations waiting for an agent can be claimed"
-            )
-        if conversation.assigned_agent == agent.id:
-            return conversation
-        if conversation.assigned_agent is not None:
-            raise DeskConflict(
-                f"cannot claim: conversation '{conversation_id}' is already assigned to agent '{conversation.assigned_agent}'"
-            )
-        load = (await self.queries.open_loads([agent.id])).get(agent.id, 0)
-        if load >= agent.max_concurrent:
-            raise DeskConflict(
-                f"cannot claim: you already hold {load} open conversations (max_concurrent is {agent.max_concurrent}); "
-                "close or release one first"
-            )
-        await self.outbox.set_agent(conversation_id, agent.id, author=agent_author(agent.id))
-        after = await self._conversation(conversation_id)
-        if after.assigned_agent != agent.id:  # another agent's claim landed at the same moment
-            raise DeskConflict(
-                f"cannot claim: conversation '{conversation_id}' was just taken by agent '{after.assigned_agent}'"
-            )
-        return after
+    async def _fenced_change(
+        self,
+        conversation_id: str,
+        change: Callable[[ConversationRow], tuple[str, dict[str, Any]] | None],
+    ) -> ConversationRow:
+        """Apply ``change`` to a fresh read of the conversation and commit it with the version it
+        read as a fence, re-reading on a lost race.
 
-    async def release(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
-        """Give the conversation back to the bot (state WITH_BOT, no agent).
-
-        Written through the Store with the conversation's version as a fence: if a customer
-        turn commits in between, this write (or the turn) fails as stale and is re-run from a
-        fresh read, so neither overwrites the other.
+        ``change`` raises :class:`DeskError` when the action is not allowed, returns ``None``
+        when nothing needs writing, or mutates the row and returns the event to record. A
+        customer turn or another agent committing in between makes this write stale (or that
+        one), so two writers never silently overwrite each other — across instances too.
         """
-        for _ in range(RELEASE_ATTEMPTS):
+        for _ in range(FENCE_ATTEMPTS):
             conversation = await self._conversation(conversation_id)
-            self._require_mine(agent, conversation, "release")
+            event = change(conversation)
+            if event is None:
+                return conversation
             now = self.clock()
-            conversation.state, conversation.assigned_agent = ConversationState.WITH_BOT, None
-            ws = WriteSet(
-                events=[event_row(conversation_id, "agent_released", {"agent_id": agent.id, "author": agent_author(agent.id)}, now)]
-            )
+            ws = WriteSet(events=[event_row(conversation_id, event[0], event[1], now)])
             ws.add_conversation(conversation, now)
             try:
                 await self.store.commit(ws)
             except StaleConversation:
                 continue
             return await self._conversation(conversation_id)
-        raise DeskConflict(f"conversation '{conversation_id}' kept changing while releasing it; try again")
+        raise DeskConflict(f"conversation '{conversation_id}' kept changing under this request; try again")
+
+    async def claim(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Take a queued conversation. Claiming one already yours is a no-op.
+
+        Two agents claiming at once: one wins, the other gets :class:`DeskConflict` naming the winner.
+        """
+        load = (await self.queries.open_loads([agent.id])).get(agent.id, 0)
+
+        def take(conversation: ConversationRow) -> tuple[str, dict[str, Any]] | None:
+            if conversation.state is not ConversationState.WITH_AGENT:
+                raise DeskConflict(
+                    f"cannot claim: conversation '{conversation_id}' is {conversation.state.value}; "
+                    "only conversations waiting for an agent can be claimed"
+                )
+            if conversation.assigned_agent == agent.id:
+                return None
+            if conversation.assigned_agent is not None:
+                raise DeskConflict(
+                    f"cannot claim: conversation '{conversation_id}' is assigned to agent '{conversation.assigned_agent}'"
+                )
+            if load >= agent.max_concurrent:
+                raise DeskConflict(
+                    f"cannot claim: you already hold {load} open conversations (max_concurrent is "
+                    f"{agent.max_concurrent}); close, release or requeue one first"
+                )
+            conversation.assigned_agent = agent.id
+            # The same event the pipeline writes for assignments: it feeds the fairness tie-break.
+            return "agent_assigned", {"agent_id": agent.id, "author": agent_author(agent.id)}
+
+        return await self._fenced_change(conversation_id, take)
+
+    async def release(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Give the conversation back to the bot (state WITH_BOT, no agent)."""
+
+        def hand_back(conversation: ConversationRow) -> tuple[str, dict[str, Any]]:
+            self._require_mine(agent, conversation, "release")
+            conversation.state, conversation.assigned_agent = ConversationState.WITH_BOT, None
+            return "agent_released", {"agent_id": agent.id, "author": agent_author(agent.id)}
+
+        return await self._fenced_change(conversation_id, hand_back)
 
     async def requeue(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
         """Put a conversation assigned to ``agent`` back in the queue for another agent to claim."""

@@ -78,7 +78,7 @@ async def test_agent_sees_the_queue_claims_reads_and_replies(api, seed: Seeder, 
     claimed = await _json(await api.post(f"/agents/conversations/{cid}/claim", headers=ANNA), 200)
     assert claimed == {"id": cid, "state": "with_agent", "assigned_agent": "anna", "closed_at": None}
     taken = await _json(await api.post(f"/agents/conversations/{cid}/claim", headers=BOB), 409)
-    assert "already assigned to agent 'anna'" in taken["error"]
+    assert "is assigned to agent 'anna'" in taken["error"]
 
     detail = await _json(await api.get(f"/agents/conversations/{cid}", headers=ANNA), 200)
     assert detail["customer"]["profile"]["display_name"] == "Maria Verdi"

@@ -79,11 +79,27 @@ async def test_claim_takes_a_queued_conversation_once(desk: AgentDesk, seed: See
     after = await desk.claim(anna, cid)
     assert after.assigned_agent == "anna" and after.state is WITH_AGENT
     assert (await desk.claim(anna, cid)).assigned_agent == "anna"  # idempotent
-    with pytest.raises(DeskConflict, match="already assigned to agent 'anna'"):
+    with pytest.raises(DeskConflict, match="is assigned to agent 'anna'"):
         await desk.claim(bob, cid)
-    assert [c for c in outbox.calls if c[0] == "set_agent"] == [("set_agent", cid, "anna", "agent:anna")]
+    assigned = [d for t, d, _ in await desk.store.events(cid) if t == "agent_assigned"]
+    assert assigned == [{"agent_id": "anna", "author": "agent:anna"}]
     # The claim counts for the least-recently-assigned tie-break like any assignment.
     assert (await desk.queries.last_assignments(["anna"]))["anna"] > 0
+
+
+async def test_simultaneous_claims_have_one_winner(store, seed: Seeder, outbox, clock):
+    # Two desks, as on two instances, claim the same queued conversation at the same moment.
+    desks = [AgentDesk(make_settings(), store, outbox, clock) for _ in range(2)]
+    cid = await seed.conversation(agent=None)
+    results = await asyncio.gather(
+        desks[0].claim(desks[0].agents["anna"], cid), desks[1].claim(desks[1].agents["bob"], cid), return_exceptions=True
+    )
+    winners = [r for r in results if not isinstance(r, Exception)]
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(winners) == 1 and len(losers) == 1 and isinstance(losers[0], DeskConflict)
+    winner = winners[0].assigned_agent
+    assert f"assigned to agent '{winner}'" in str(losers[0])
+    assert (await store.conversation(cid)).assigned_agent == winner
 
 
 async def test_claim_respects_max_concurrent(desk: AgentDesk, seed: Seeder):
