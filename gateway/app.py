@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 import aiohttp
 from aiohttp import web
 
+from gateway.agents import AgentDesk
 from gateway.components import Authenticator, Bot, Channel, CrmBackend, Inbox
 from gateway.config_loader import component_problems, resolved_database_url
 from gateway.db.database import Database
@@ -48,7 +49,7 @@ class Runtime:
     bots: list[Bot]
     crm: list[CrmBackend]
     authenticator: Authenticator | None
-    desk: Any | None  # gateway.agents.AgentDesk
+    desk: AgentDesk
     http: aiohttp.ClientSession
     plugin_manager: Plugins
     sequencer: Sequencer
@@ -155,11 +156,16 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             channel = await _build(plugins.components.channels[name], raw, context)
             stack.push_async_callback(_close_quietly, channel, name)
             channels[name] = channel
-        bots = [await _build(plugins.components.bots[u.use], u.settings, context) for u in settings.bots]
-        crm = [
-            ConfiguredCrm(await _build(plugins.components.crm[u.use], u.settings, context), u.cache_ttl_s)
-            for u in settings.crm
-        ]
+        bots: list[Bot] = []
+        for use in settings.bots:
+            bot = await _build(plugins.components.bots[use.use], use.settings, context)
+            stack.push_async_callback(_close_quietly, bot, use.use)
+            bots.append(bot)
+        crm: list[ConfiguredCrm] = []
+        for crm_use in settings.crm:
+            backend = await _build(plugins.components.crm[crm_use.use], crm_use.settings, context)
+            stack.push_async_callback(_close_quietly, backend, crm_use.use)
+            crm.append(ConfiguredCrm(backend, crm_use.cache_ttl_s))
         authenticator = None
         if auth is not None:
             raw = auth.authenticators.get(auth.use, {})
@@ -170,11 +176,10 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
 
         for name, channel in channels.items():
             _mount(app, f"/channels/{name}", channel.routes())
-        if desk is not None:
-            _mount(app, "/agents", desk.routes())
-            stop = asyncio.Event()
-            sweeper = asyncio.create_task(desk.run(stop), name="voicegate-agent-desk")
-            stack.push_async_callback(_stop_task, sweeper, stop)
+        _mount(app, "/agents", desk.routes())
+        stop = asyncio.Event()
+        sweeper = asyncio.create_task(desk.run(stop), name="voicegate-agent-desk")
+        stack.push_async_callback(_stop_task, sweeper, stop)
 
         app[RUNTIME] = Runtime(
             settings=settings, database=database, store=store, pipeline=pipeline, channels=channels, bots=bots,
@@ -199,11 +204,7 @@ async def _build(registered: Registered, raw: Any, context: Context) -> Any:
     return component
 
 
-def _make_desk(settings: GatewaySettings, store: Store, pipeline: Pipeline, clock: Callable[[], datetime]) -> Any | None:
-    try:
-        from gateway.agents import AgentDesk
-    except ImportError:  # the live-agent desk is not installed in this build
-        return None
+def _make_desk(settings: GatewaySettings, store: Store, pipeline: Pipeline, clock: Callable[[], datetime]) -> AgentDesk:
     return AgentDesk(settings.agents, store, pipeline, clock)
 
 
