@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PENDING_ASSIGNMENT_S = 30.0
 HISTORY_LIMIT = 1000
 FENCE_ATTEMPTS = 3
+QUEUE_AUTHOR = "desk:queue"  # who assigned a queued conversation
 
 
 class Outbox(Protocol):
@@ -129,6 +130,14 @@ class AgentDesk:
         Load and fairness come from the database; decisions this process made whose turn has
         not committed yet also count, so a burst of handoffs does not pile onto one agent.
         """
+        agent = await self._route(skill, language, pending_for=conversation_id)
+        log.info(
+            "handoff of %s (skill=%s, language=%s) -> %s",
+            conversation_id, skill, language, agent.id if agent else "queue",
+        )
+        return agent
+
+    async def _route(self, skill: str | None, language: str | None, *, pending_for: str | None) -> AgentProfile | None:
         team = self.settings.team
         if not team:
             return None
@@ -138,13 +147,9 @@ class AgentDesk:
             last = await self.queries.last_assignments(ids)
             await self._count_pending(loads, last)
             agent = pick_agent(team, skill=skill, language=language, loads=loads, last_assigned=last)
-            if agent is not None:
+            if agent is not None and pending_for is not None:
                 self._sequence += 1
-                self._pending[conversation_id] = (agent.id, time.monotonic(), self._sequence)
-        log.info(
-            "handoff of %s (skill=%s, language=%s) -> %s",
-            conversation_id, skill, language, agent.id if agent else "queue",
-        )
+                self._pending[pending_for] = (agent.id, time.monotonic(), self._sequence)
         return agent
 
     async def _count_pending(self, loads: dict[str, int], last: dict[str, int]) -> None:
@@ -420,6 +425,47 @@ class AgentDesk:
             log.info("sent %d acknowledgement(s) to waiting customers", sent)
         return sent
 
+    async def assign_queued_once(self) -> int:
+        """Give queued conversations, longest waiting first, to agents who became available
+        (same routing as a handoff); returns how many were assigned.
+
+        The customer is told who takes over (``handoff_text``). Each assignment is a
+        version-fenced write, so when several instances drain the queue at once a
+        conversation is assigned, and announced, once. Conversations nobody on the team can
+        take (e.g. no one speaks the language) stay queued for a manual claim.
+        """
+        assigned = 0
+        for queued in await self.queries.queued():
+            agent = await self._route(queued.skill, queued.language, pending_for=None)
+            if agent is None:
+                continue
+            won = False
+
+            def take(conversation: ConversationRow, agent: AgentProfile = agent) -> tuple[str, dict[str, Any]] | None:
+                nonlocal won
+                if conversation.state is not ConversationState.WITH_AGENT or conversation.assigned_agent is not None:
+                    return None  # claimed, closed or handed back meanwhile
+                conversation.assigned_agent, won = agent.id, True
+                return "agent_assigned", {"agent_id": agent.id, "author": QUEUE_AUTHOR}
+
+            try:
+                await self._fenced_change(queued.id, take)
+            except (DeskError, UnknownConversation):
+                continue
+            if not won:
+                continue
+            assigned += 1
+            log.info("queued conversation %s -> %s", queued.id, agent.id)
+            try:
+                text = self.settings.handoff_text.format(agent_name=agent.name)
+            except (KeyError, IndexError, ValueError):
+                text = self.settings.handoff_text
+            try:
+                await self.outbox.push(queued.id, [OutboundMessage(text=text)], author="system")
+            except Exception:  # noqa: BLE001 - the assignment stands; the agent greets the customer
+                log.exception("could not tell the customer of conversation %s who takes over", queued.id)
+        return assigned
+
     def _ack_text(self, due: AckDue) -> str:
         # A queued customer hears the queue message once; if the handoff already said it,
         # the acknowledgement is the plain "thanks for waiting" instead of a verbatim repeat.
@@ -428,12 +474,14 @@ class AgentDesk:
         return self.settings.ack_text
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sweep every ``sweep_interval_s`` until ``stop`` is set (the app's background task)."""
+        """Every ``sweep_interval_s`` until ``stop`` is set (the app's background task): assign
+        queued conversations to agents who became free, then acknowledge waiting customers."""
         while not stop.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeper
-                log.exception("acknowledgement sweep failed; retrying in %.1f s", self.settings.sweep_interval_s)
+            for name, step in (("queue", self.assign_queued_once), ("acknowledgement", self.sweep_once)):
+                try:
+                    await step()
+                except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeper
+                    log.exception("%s sweep failed; retrying in %.1f s", name, self.settings.sweep_interval_s)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.sweep_interval_s)
             except asyncio.TimeoutError:

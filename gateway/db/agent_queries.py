@@ -51,6 +51,16 @@ class AckDue:
 
 
 @dataclass(frozen=True)
+class QueuedConversation:
+    """A conversation waiting in the queue, with what routing needs."""
+
+    id: str
+    customer_id: str
+    language: str | None  # from the customer's CRM profile
+    skill: str | None  # from the latest handoff event
+
+
+@dataclass(frozen=True)
 class ConversationSummary:
     """One line of an agent's desk."""
 
@@ -234,6 +244,51 @@ class AgentQueries:
                 )
             )
         return due
+
+    # ------------------------------------------------------------------ queue
+
+    async def queued(self, *, limit: int = 100) -> list[QueuedConversation]:
+        """Queued conversations (WITH_AGENT, no agent), longest waiting first, with the skill of
+        their latest handoff and their customer's language."""
+        c = conversations
+        queued_at = (
+            select(func.max(events.c.id))
+            .where(events.c.conversation_id == c.c.id, events.c.type.in_(ASSIGNMENT_EVENT_TYPES))
+            .correlate(c)
+            .scalar_subquery()
+        )
+        query = (
+            select(c.c.id, c.c.customer_id, customers.c.profile, queued_at.label("queued_at"))
+            .select_from(c.join(customers, customers.c.id == c.c.customer_id))
+            .where(c.c.state == WITH_AGENT, c.c.assigned_agent.is_(None))
+            .order_by(queued_at, c.c.created_at, c.c.id)
+            .limit(limit)
+        )
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            skills: dict[str, Any] = {}
+            if rows:
+                handoffs = await conn.execute(
+                    select(events.c.conversation_id, events.c.data)
+                    .where(events.c.conversation_id.in_([r.id for r in rows]), events.c.type == "handoff")
+                    .order_by(events.c.id)
+                )
+                for cid, data in handoffs.all():  # the latest handoff of each conversation wins
+                    skills[cid] = (data or {}).get("skill")
+        result = []
+        for r in rows:
+            profile = r.profile if isinstance(r.profile, dict) else {}
+            language = profile.get("language")
+            skill = skills.get(r.id)
+            result.append(
+                QueuedConversation(
+                    id=r.id,
+                    customer_id=r.customer_id,
+                    language=language if isinstance(language, str) else None,
+                    skill=skill if isinstance(skill, str) else None,
+                )
+            )
+        return result
 
     # ------------------------------------------------------------------ desk views
 

@@ -104,6 +104,7 @@ class Seeder:
         channel: str = "rest",
         sender: str | None = None,
         context: dict[str, Any] | None = None,
+        skill: str | None = None,
     ) -> str:
         now = self.clock()
         customer_id, conversation_id = new_id(), new_id()
@@ -118,8 +119,8 @@ class Seeder:
             created_at=now, updated_at=now, is_new=True,
         )
         ws.add_conversation(row, now)
-        if agent:
-            ws.events.append(event_row(conversation_id, "handoff", {"agent_id": agent, "reason": "seed"}, now))
+        if state is ConversationState.WITH_AGENT:
+            ws.events.append(event_row(conversation_id, "handoff", {"agent_id": agent, "skill": skill, "reason": "seed"}, now))
         await self.store.commit(ws)
         return conversation_id
 

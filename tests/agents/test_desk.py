@@ -336,3 +336,39 @@ async def test_run_sweeps_until_stopped(store, seed: Seeder, clock: Clock, outbo
     stop.set()
     await asyncio.wait_for(task, 5)
     assert [c for c, _, _ in outbox.pushes()] == [cid]
+
+
+# --------------------------------------------------------------------------- the queue
+
+
+async def test_queued_conversation_goes_to_the_agent_who_frees_up(desk: AgentDesk, seed: Seeder, clock, outbox):
+    busy = [await seed.conversation(agent=a) for a in ("anna", "anna", "bob", "bob")]
+    clock.advance(1)
+    first = await seed.conversation(agent=None, profile={"language": "en"})
+    clock.advance(1)
+    second = await seed.conversation(agent=None, profile={"language": "en"})
+    assert await desk.assign_queued_once() == 0  # everyone is at max_concurrent
+    await desk.close(desk.agents["bob"], busy[2])
+    assert await desk.assign_queued_once() == 1
+    # The longest waiting customer gets the free agent and is told who takes over.
+    assert (await desk.store.conversation(first)).assigned_agent == "bob"
+    assert (await desk.store.conversation(second)).assigned_agent is None
+    assert outbox.pushes() == [(first, outbox.pushes()[0][1], "system")]
+    assert outbox.pushes()[0][1][0].text == "I'm passing you to Bob, who can see our conversation so far."
+    assert await desk.assign_queued_once() == 0
+
+
+async def test_queue_respects_skill_and_language(desk: AgentDesk, seed: Seeder):
+    german = await seed.conversation(agent=None, profile={"language": "de"})
+    tech_it = await seed.conversation(agent=None, profile={"language": "it"}, skill="tech")
+    assert await desk.assign_queued_once() == 1
+    assert (await desk.store.conversation(german)).assigned_agent is None  # nobody speaks German: manual claim
+    assert (await desk.store.conversation(tech_it)).assigned_agent == "carla"
+
+
+async def test_concurrent_queue_drains_assign_and_announce_once(store, seed: Seeder, clock, outbox):
+    desks = [AgentDesk(make_settings(), store, outbox, clock) for _ in range(3)]
+    cid = await seed.conversation(agent=None, profile={"language": "en"})
+    results = await asyncio.gather(*(d.assign_queued_once() for d in desks))
+    assert sum(results) == 1
+    assert [c for c, _, _ in outbox.pushes()] == [cid]

@@ -43,18 +43,21 @@ class Customer:
         return [r["text"] for r in body["replies"]]
 
 
-@pytest.fixture
-async def gateway(tmp_path, gateway_client):
+async def _start(tmp_path: Any, gateway_client: Any, agents: dict[str, Any]) -> Any:
     settings = make_settings(
         tmp_path,
         plugins=[],
         channels={"deskchat": {}},
         bots=[{"use": "desk_handoff"}],
         crm=[{"use": "desk_crm"}],
-        agents=AGENTS,
+        agents=agents,
     )
-    client = await gateway_client(settings, extra_plugins=[DeskTestPlugin()])
-    return client
+    return await gateway_client(settings, extra_plugins=[DeskTestPlugin()])
+
+
+@pytest.fixture
+async def gateway(tmp_path, gateway_client):
+    return await _start(tmp_path, gateway_client, AGENTS)
 
 
 def _later(seconds: float):
@@ -165,3 +168,25 @@ async def test_agent_api_errors_through_the_app(gateway):
     assert "no conversation with id '0123456789abcdef'" in body["error"]
     templates = await _get(gateway, "/agents/templates", BOB)
     assert templates["templates"][0]["variables"] == ["first_name", "agent_name", "tier"]
+
+
+async def test_queued_customer_is_given_to_the_agent_who_frees_up(tmp_path, gateway_client):
+    agents = {**AGENTS, "team": [{**a, "max_concurrent": 1} for a in AGENTS["team"]]}
+    gateway = await _start(tmp_path, gateway_client, agents)
+    runtime = runtime_of(gateway)
+    desk, chat = runtime.desk, runtime.channels["deskchat"]
+    maria, tom = Customer(gateway, "maria"), Customer(gateway, "tom")
+    assert await maria.say("agent please") == ["I'm passing you to Anna, who can see our conversation so far."]
+    # Tom speaks English; Bob would do, but make him busy first with another English customer.
+    other = Customer(gateway, "someone-else")
+    assert await other.say("agent please") == ["I'm passing you to Bob, who can see our conversation so far."]
+    assert await tom.say("agent please") == [runtime.settings.agents.queued_text]
+    assert await desk.assign_queued_once() == 0
+
+    anna_view = await _get(gateway, "/agents/me/conversations", ANNA)
+    await _post(gateway, f"/agents/conversations/{anna_view['assigned'][0]['id']}/close", ANNA)
+    assert await desk.assign_queued_once() == 1
+    # Tom hears it through his channel, outside any request of his.
+    assert chat.texts_for("tom") == ["I'm passing you to Anna, who can see our conversation so far."]
+    anna_view = await _get(gateway, "/agents/me/conversations", ANNA)
+    assert [c["customer_name"] for c in anna_view["assigned"]] == ["Tom Baker"] and anna_view["queue"] == []
