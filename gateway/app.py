@@ -109,23 +109,30 @@ async def _healthz(request: web.Request) -> web.Response:
 
 @web.middleware
 async def _errors_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Turn the core's errors into clear JSON answers (never a stack trace to the caller)."""
+    """Refuse oversized bodies up front; turn the core's errors into clear JSON answers."""
+    limit = request.app[SETTINGS].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Before any handler reads it: channels that stream the body would otherwise accept it.
+        return _too_large(limit)
     try:
         return await handler(request)
     except InboundRejected as exc:
         return web.json_response({"error": str(exc)}, status=exc.status)
     except UnknownConversation as exc:
         return web.json_response({"error": str(exc)}, status=404)
-    except web.HTTPRequestEntityTooLarge as exc:
-        limit = request.app[SETTINGS].server.max_body_bytes
-        return web.json_response(
-            {"error": f"the request body is larger than the gateway accepts ({limit} bytes); "
-                      "send less data (e.g. a shorter voice note) or raise server.max_body_bytes"},
-            status=exc.status,
-        )
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(limit)
     except GatewayError as exc:  # a core error the handler did not expect: the caller may retry
         log.exception("request %s %s failed", request.method, request.path)
         return web.json_response({"error": f"the gateway could not process this request ({exc}); retry later"}, status=503)
+
+
+def _too_large(limit: int) -> web.Response:
+    return web.json_response(
+        {"error": f"the request body is larger than the gateway accepts ({limit} bytes); "
+                  "send less data (e.g. a shorter voice note) or raise server.max_body_bytes"},
+        status=413,
+    )
 
 
 async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> AsyncIterator[None]:

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", help="migrate the database schema to the newest revision (Alembic)")
     upgrade.add_argument("--config", default=DEFAULT_CONFIG)
     upgrade.add_argument("--url", help="database URL (overrides database.url from the configuration)")
+    upgrade.add_argument("--schema", help="PostgreSQL schema to migrate (overrides database.schema)")
     upgrade.add_argument("--revision", default="head")
     upgrade.set_defaults(handler=_db_upgrade)
 
@@ -114,12 +115,12 @@ def _db_upgrade(options: argparse.Namespace) -> int:
     from gateway.config_loader import resolved_database_url
     from gateway.db.migrate import upgrade
 
-    schema = None
+    schema = options.schema
     if options.url:
         url = options.url
     else:
         settings = _load(options.config, check_plugins=False)
-        url, schema = resolved_database_url(settings), settings.database.db_schema
+        url, schema = resolved_database_url(settings), schema or settings.database.db_schema
     revision = upgrade(url, options.revision, **({"schema": schema} if schema else {}))
     print(f"database schema at revision {revision}")
     return EXIT_OK

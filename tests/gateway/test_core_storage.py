@@ -1,0 +1,126 @@
+"""Persistence on SQLite and on the real PostgreSQL: migrations, the pipeline, idempotency, fencing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import gw_plugins as gp
+import pytest
+from sqlalchemy import inspect as sa_inspect
+
+from gateway.cli import main
+from gateway.conversation import ConversationState
+from gateway.db.database import Database
+from gateway.db.migrate import VERSION_TABLE, current_revision, head_revision
+from gateway.db.store import StaleConversation, Store, WriteSet
+from gateway.testing import RestDriver, make_settings, runtime_of
+
+TABLES = {"customers", "identities", "conversations", "messages", "events", VERSION_TABLE}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_section(request, tmp_path) -> dict:
+    """The ``database:`` YAML section for SQLite (a tmp file) or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        return {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"}
+    schema = request.getfixturevalue("pg_schema")
+    return {"url": request.getfixturevalue("pg_url"), "schema": schema}
+
+
+def test_db_upgrade_command_creates_the_schema(database_section, capsys):
+    args = ["db", "upgrade", "--url", database_section["url"]]
+    if "schema" in database_section:
+        args += ["--schema", database_section["schema"]]
+    assert main(args) == 0
+    assert f"revision {head_revision()}" in capsys.readouterr().out
+    assert main(args) == 0  # idempotent
+
+    async def check() -> None:
+        db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+        try:
+            assert await current_revision(db) == head_revision()
+            async with db.engine.connect() as conn:
+                names = await conn.run_sync(lambda c: set(sa_inspect(c).get_table_names()))
+            assert TABLES <= names
+        finally:
+            await db.close()
+
+    asyncio.run(check())
+
+
+async def test_pipeline_persists_every_message_once(database_section, tmp_path, gateway_client):
+    settings = make_settings(tmp_path, **gp.core_sections(database=database_section))
+    client = await gateway_client(settings, extra_plugins=[gp.CorePlugin()])
+    runtime = runtime_of(client)
+    drivers = [RestDriver(client, sender=f"c{i}", path=gp.CHAT_PATH) for i in range(5)]
+
+    async def talk(chat: RestDriver) -> None:
+        for n in range(4):
+            replies = await chat.say(f"{chat.sender} {n}", message_id=f"{chat.sender}-{n}")
+            assert replies[0]["text"] == f"echo: {chat.sender} {n}"
+        # a duplicate delivery of an earlier message: the stored answer, nothing new stored
+        assert (await chat.say("ignored", message_id=f"{chat.sender}-1"))[0]["text"] == f"echo: {chat.sender} 1"
+
+    await asyncio.gather(*(talk(d) for d in drivers))
+    assert await runtime.store.count_messages() == 5 * 4 * 2
+    convs = await runtime.store.conversations()
+    assert len(convs) == 5
+    for conv in convs:
+        history = await runtime.store.history(conv.id)
+        assert [m.body.get("text") for m in history[::2]] == [f"{conv.sender} {n}" for n in range(4)]
+    # the sensitive gate's state survives in the database between messages
+    chat = drivers[0]
+    await chat.say("balance")
+    [conv] = await runtime.store.conversations(states=[ConversationState.AWAITING_VERIFICATION])
+    assert conv.pending_intent == "balance" and conv.context["auth"]["pin"] == {"tries": 0}
+    assert [r["text"] for r in await chat.say("1234")][-1] == "Your balance is 12.50 €"
+
+
+async def test_a_stale_conversation_write_is_fenced_off(database_section, tmp_path, gateway_client):
+    settings = make_settings(tmp_path, **gp.core_sections(database=database_section))
+    client = await gateway_client(settings, extra_plugins=[gp.CorePlugin()])
+    runtime = runtime_of(client)
+    await RestDriver(client, path=gp.CHAT_PATH).say("hello")
+    [conv] = await runtime.store.conversations()
+    stale = await runtime.store.conversation(conv.id)
+    await runtime.pipeline.set_agent(conv.id, "anna", author="agent:anna")  # bumps the version
+    stale.state = ConversationState.CLOSED
+    ws = WriteSet()
+    ws.add_conversation(stale, stale.updated_at)
+    with pytest.raises(StaleConversation):
+        await runtime.store.commit(ws)
+    current = await runtime.store.conversation(conv.id)
+    assert current.state is ConversationState.WITH_AGENT and current.assigned_agent == "anna"
+
+
+async def test_unknown_conversation_leaves_data_intact(database_section, tmp_path, gateway_client):
+    from gateway.errors import UnknownConversation
+    from gateway.messages import OutboundMessage
+
+    settings = make_settings(tmp_path, **gp.core_sections(database=database_section))
+    client = await gateway_client(settings, extra_plugins=[gp.CorePlugin()])
+    runtime = runtime_of(client)
+    await RestDriver(client, path=gp.CHAT_PATH).say("hello")
+    before = await runtime.store.count_messages()
+    with pytest.raises(UnknownConversation):
+        await runtime.pipeline.push("0" * 32, [OutboundMessage(text="x")], author="agent:anna")
+    assert await runtime.store.count_messages() == before
+
+
+@pytest.mark.postgres
+async def test_store_on_postgres_uses_only_the_private_schema(pg_url, pg_schema):
+    db = await Database.connect(pg_url, schema=pg_schema)
+    try:
+        from gateway.db.migrate import upgrade_async
+
+        await upgrade_async(db)
+        store = Store(db)
+        assert await store.count_messages() == 0
+        async with db.engine.connect() as conn:
+            schemas = (await conn.exec_driver_sql(
+                "SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_name = 'messages'"
+                " AND table_schema = current_schema()"
+            )).scalars().all()
+        assert schemas == [pg_schema]
+    finally:
+        await db.close()
