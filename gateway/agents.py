@@ -415,6 +415,9 @@ class AgentDesk:
             if recorded is None:
                 continue
             text = self._ack_text(recorded)
+            # The agent may have answered since the check; then the ack would only confuse.
+            if await self.queries.agent_spoke_after(recorded.conversation_id, recorded.inbound_id):
+                continue
             try:
                 await self.outbox.push(recorded.conversation_id, [OutboundMessage(text=text)], author=ACK_AUTHOR)
             except Exception:  # noqa: BLE001 - at most once: the event is recorded, never resend
@@ -443,6 +446,7 @@ class AgentDesk:
 
             def take(conversation: ConversationRow, agent: AgentProfile = agent) -> tuple[str, dict[str, Any]] | None:
                 nonlocal won
+                won = False  # called again on a fresh read after a lost race
                 if conversation.state is not ConversationState.WITH_AGENT or conversation.assigned_agent is not None:
                     return None  # claimed, closed or handed back meanwhile
                 conversation.assigned_agent, won = agent.id, True

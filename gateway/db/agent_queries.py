@@ -245,6 +245,20 @@ class AgentQueries:
             )
         return due
 
+    async def agent_spoke_after(self, conversation_id: str, message_id: str) -> bool:
+        """True if an agent wrote in ``conversation_id`` after message ``message_id``."""
+        m = messages
+        query = select(
+            exists().where(
+                m.c.conversation_id == conversation_id,
+                m.c.direction == "out",
+                m.c.author.like(AGENT_AUTHOR_PREFIX + "%"),
+                m.c.id > message_id,
+            )
+        )
+        async with self.db.engine.connect() as conn:
+            return bool((await conn.execute(query)).scalar())
+
     # ------------------------------------------------------------------ queue
 
     async def queued(self, *, limit: int = 100) -> list[QueuedConversation]:

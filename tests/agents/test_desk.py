@@ -372,3 +372,19 @@ async def test_concurrent_queue_drains_assign_and_announce_once(store, seed: See
     results = await asyncio.gather(*(d.assign_queued_once() for d in desks))
     assert sum(results) == 1
     assert [c for c, _, _ in outbox.pushes()] == [cid]
+
+
+async def test_no_ack_when_the_agent_answers_between_record_and_send(desk: AgentDesk, seed: Seeder, clock, outbox):
+    cid = await seed.conversation(agent="anna")
+    await seed.inbound(cid, "hello")
+    clock.advance(60)
+    record = desk.queries.record_ack
+
+    async def record_then_agent_answers(*args, **kwargs):
+        due = await record(*args, **kwargs)
+        await seed.outbound(cid, "Sorry for the wait!", "agent:anna")
+        return due
+
+    desk.queries.record_ack = record_then_agent_answers
+    assert await desk.sweep_once() == 0
+    assert outbox.pushes() == []

@@ -63,3 +63,22 @@ async def test_acks_are_due_once_and_recorded_once_under_concurrency(pg_store: S
         assert [t for t, _, _ in await pg_store.events(cid)].count(ACK_EVENT) == 1
     clock.advance(600)
     assert sum(await asyncio.gather(*(d.sweep_once() for d in desks))) == 0
+
+
+async def test_claims_and_queue_drains_race_safely_on_postgres(pg_store: Store):
+    clock = Clock()
+    seed, outbox = Seeder(pg_store, clock), RecordingOutbox(pg_store, clock)
+    desks = [AgentDesk(make_settings(), pg_store, outbox, clock) for _ in range(3)]
+    contested = await seed.conversation(agent=None, profile={"language": "de"})  # only a claim can take it
+    results = await asyncio.gather(
+        *(d.claim(d.agents[a], contested) for d, a in zip(desks, ("anna", "bob", "carla"))), return_exceptions=True
+    )
+    winners = {r.assigned_agent for r in results if not isinstance(r, Exception)}
+    assert len(winners) == 1 and sum(isinstance(r, Exception) for r in results) == 2
+    assert (await pg_store.conversation(contested)).assigned_agent in winners
+
+    queued = [await seed.conversation(agent=None, profile={"language": "en"}) for _ in range(3)]
+    assert sum(await asyncio.gather(*(d.assign_queued_once() for d in desks))) == 3
+    assert sorted(c for c, _, _ in outbox.pushes()) == sorted(queued)  # each customer told once
+    for cid in queued:
+        assert (await pg_store.conversation(cid)).assigned_agent in {"anna", "bob"}
