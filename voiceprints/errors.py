@@ -63,3 +63,31 @@ class OverloadedError(VoiceprintError):
 
 class InferenceTimeoutError(VoiceprintError):
     """A decode or embedding did not finish within the configured timeout."""
+
+
+class AudioRejected(AudioError):
+    """The quality gate refused a voice note.
+
+    ``code`` is one of ``too_short``, ``silent``, ``clipped``, ``too_noisy``, ``too_long``, ``not_audio``,
+    ``too_large``; ``str(err)`` tells the customer what to do (record again, speak longer, move somewhere quieter...).
+    """
+
+    def __init__(self, code: "AudioProblem | str", message: str) -> None:
+        super().__init__(AudioProblem(code), message)
+
+    @property
+    def code(self) -> str:
+        """Machine-readable reason, stable across releases."""
+        return self.reason.value
+
+
+class EnrolmentRejected(EnrollmentError):
+    """The enrolment notes do not agree (another speaker, or one bad note); ``note_index`` names the note (0-based)."""
+
+
+class EngineBusy(OverloadedError):
+    """:class:`voiceprints.AsyncEngine` has ``queue_limit`` requests in flight: nothing was queued, retry later."""
+
+
+EngineTimeout = InferenceTimeoutError
+"""Alias: a request to :class:`voiceprints.AsyncEngine` did not finish within ``timeout_s``."""

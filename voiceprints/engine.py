@@ -1,0 +1,132 @@
+"""The synchronous engine: quality-gated notes -> embeddings -> voiceprints -> decisions.
+
+CPU-bound and blocking: call it from worker threads (:class:`voiceprints.AsyncEngine`), never from an event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+
+from voiceprints.audio import Waveform, decode_audio
+from voiceprints.errors import EnrolmentRejected, ModelMismatchError
+from voiceprints.model import EcapaModel
+from voiceprints.quality import analyse, gate
+from voiceprints.records import Decision, NoteEmbedding, Voiceprint, l2_normalise
+from voiceprints.scoring import Calibration, Cohort, as_norm, cosine
+from voiceprints.settings import EngineSettings, default_calibration
+
+
+class Engine:
+    """Speaker verification on one loaded model.
+
+    ``cohort`` (optional) enables adaptive s-norm; without it scores are plain cosine against cosine thresholds.
+
+    >>> engine = Engine(load_ecapa(model_dir), EngineSettings())  # doctest: +SKIP
+    >>> notes = [engine.check_note(data, "audio/ogg") for data in three_notes]  # doctest: +SKIP
+    >>> decision = engine.verify(engine.enrol(notes), new_note)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: EcapaModel, settings: EngineSettings | None = None, cohort: Cohort | None = None) -> None:
+        self.model = model
+        self.settings = settings or EngineSettings()
+        if cohort is not None:
+            cohort.check_model(model.model_id, model.model_revision)
+        self.cohort = cohort
+        self.calibration: Calibration = self.settings.calibration or default_calibration(cohort is not None)
+        if self.calibration.normalised != (cohort is not None):
+            raise ValueError(
+                "The calibration was fitted on " + ("AS-norm" if self.calibration.normalised else "cosine")
+                + " scores but the engine " + ("has" if cohort is not None else "has no") + " cohort; "
+                "calibrate with the same cohort setting you run with."
+            )
+        self.threshold = (
+            self.settings.threshold if self.settings.threshold is not None
+            else self.calibration.threshold_for(self.settings.target_far)
+        )
+
+    # -- notes -------------------------------------------------------------------------------------------------
+    def decode(self, data: bytes, mime: str | None = None) -> Waveform:
+        """Decode with this engine's size and duration limits."""
+        return decode_audio(data, mime=mime, max_bytes=self.settings.max_bytes,
+                            max_duration_s=self.settings.max_duration_s + 1.0)
+
+    def check_waveform(self, wave: Waveform) -> NoteEmbedding:
+        """Quality-gate decoded audio and embed its speech (raises :class:`AudioRejected`)."""
+        s = self.settings
+        analysis = analyse(wave.samples, wave.sample_rate)
+        gate(analysis, min_speech_s=s.min_speech_s, max_duration_s=s.max_duration_s, silence_dbfs=s.silence_dbfs,
+             max_clipped_fraction=s.max_clipped_fraction, min_snr_db=s.min_snr_db)
+        speech = analysis.speech if s.vad else wave.samples
+        embedding = self.model.embed(speech)
+        return NoteEmbedding(embedding=embedding, audio_sha256=wave.sha256(), speech_s=analysis.speech_s,
+                             model_id=self.model.model_id, model_revision=self.model.model_revision)
+
+    def check_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
+        """Decode, quality-gate and embed one voice note. Raises :class:`AudioRejected` with a customer-facing reason."""
+        return self.check_waveform(self.decode(data, mime))
+
+    # -- enrolment ---------------------------------------------------------------------------------------------
+    def _check_models(self, *models: tuple[str, str]) -> None:
+        own = (self.model.model_id, self.model.model_revision)
+        for model in models:
+            if model != own:
+                raise ModelMismatchError(
+                    f"An embedding from {model[0]}@{model[1][:8]} cannot be used with {own[0]}@{own[1][:8]}."
+                )
+
+    def enrol(self, notes: Sequence[NoteEmbedding]) -> Voiceprint:
+        """Average ≥ ``enrol_notes`` checked notes into a voiceprint, refusing notes that disagree.
+
+        Each note is compared with the mean of the *other* notes; the note that agrees least is blamed when it is
+        below ``enrol_min_agreement`` (:class:`EnrolmentRejected` with ``note_index``).
+        """
+        need = self.settings.enrol_notes
+        if len(notes) < need:
+            raise EnrolmentRejected(f"Enrolment needs {need} voice notes; {len(notes)} received. Please send "
+                                    f"{need - len(notes)} more.", note_index=None)
+        self._check_models(*((n.model_id, n.model_revision) for n in notes))
+        matrix = np.stack([l2_normalise(n.embedding) for n in notes])
+        if len(notes) > 1:
+            total = matrix.sum(axis=0)
+            agreement = [cosine(matrix[i], total - matrix[i]) for i in range(len(notes))]
+            worst = int(np.argmin(agreement))
+            if agreement[worst] < self.settings.enrol_min_agreement:
+                raise EnrolmentRejected(
+                    f"Voice note {worst + 1} does not sound like the others (another speaker, or a poor recording). "
+                    "Please record that note again, in a quiet place, in your own voice.",
+                    note_index=worst,
+                )
+        template = l2_normalise(matrix.mean(axis=0))
+        return Voiceprint(template=template, model_id=self.model.model_id,
+                          model_revision=self.model.model_revision, notes=len(notes),
+                          created_at=datetime.now(timezone.utc))
+
+    # -- verification ------------------------------------------------------------------------------------------
+    def score(self, voiceprint: Voiceprint, note: NoteEmbedding) -> tuple[float, float]:
+        """(raw cosine, decision score): the decision score is AS-norm with a cohort, else the cosine."""
+        voiceprint.check_model(self.model.model_id, self.model.model_revision)
+        self._check_models((note.model_id, note.model_revision))
+        raw = cosine(voiceprint.template, note.embedding)
+        if self.cohort is None:
+            return raw, raw
+        return raw, as_norm(raw, voiceprint.template, note.embedding, self.cohort)
+
+    def verify_note(self, voiceprint: Voiceprint, note: NoteEmbedding) -> Decision:
+        """Decide on an already checked note."""
+        raw, normalised = self.score(voiceprint, note)
+        accepted = normalised >= self.threshold
+        if accepted:
+            reason, code = "The voice matches the enrolled voiceprint.", "match"
+        else:
+            reason, code = "The voice does not match the enrolled voiceprint closely enough.", "no_match"
+        return Decision(accepted=accepted, score=self.calibration.probability(normalised), raw_score=raw,
+                        reason=reason, code=code, embedding=note.embedding, audio_sha256=note.audio_sha256,
+                        speech_s=note.speech_s, normalised_score=normalised, threshold=self.threshold)
+
+    def verify(self, voiceprint: Voiceprint, data: bytes, mime: str | None = None) -> Decision:
+        """Decode, gate and embed ``data``, then decide against ``voiceprint`` (raises :class:`AudioRejected`)."""
+        voiceprint.check_model(self.model.model_id, self.model.model_revision)
+        return self.verify_note(voiceprint, self.check_note(data, mime))

@@ -1,0 +1,47 @@
+"""Engine settings: small, frozen, explicit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+from voiceprints.scoring import Calibration
+
+
+def default_calibration(normalised: bool) -> Calibration:
+    """The calibration shipped in ``voiceprints/data/calibration.json`` (fitted on the dev trial lists)."""
+    text = resources.files("voiceprints").joinpath("data/calibration.json").read_text()
+    data = json.loads(text)
+    return Calibration.from_dict(data["as_norm" if normalised else "cosine"])
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How strict the quality gate and the decision are.
+
+    ``threshold`` overrides the calibrated threshold for ``target_far``; ``calibration`` overrides the shipped one
+    (write your own with ``voicegate voiceprints calibrate``). Scores and thresholds are on the AS-norm scale when the
+    engine has a cohort, on the cosine scale otherwise.
+    """
+
+    min_speech_s: float = 1.0
+    max_duration_s: float = 30.0
+    max_bytes: int = 10_000_000
+    enrol_notes: int = 3
+    enrol_min_agreement: float = 0.30  # cosine of a note with the mean of the others; same speaker is ~0.5-0.8
+    target_far: float = 0.01
+    threshold: float | None = None
+    calibration: Calibration | None = field(default=None, compare=False)
+    silence_dbfs: float = -50.0
+    max_clipped_fraction: float = 0.01
+    min_snr_db: float = 10.0  # loud-vs-quiet frame level gap, see quality.analyse
+    vad: bool = True
+
+    def __post_init__(self) -> None:
+        if self.enrol_notes < 1:
+            raise ValueError("enrol_notes must be at least 1")
+        if not 0.0 < self.target_far < 1.0:
+            raise ValueError("target_far must be between 0 and 1 (e.g. 0.01 for 1 %)")
+        if self.min_speech_s <= 0 or self.max_duration_s <= self.min_speech_s:
+            raise ValueError("need 0 < min_speech_s < max_duration_s")
