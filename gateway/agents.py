@@ -14,17 +14,20 @@ instances can run the desk and the sweeper side by side.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from gateway.agent_routing import pick_agent
 from gateway.agent_settings import AgentProfile, AgentsSettings, AgentTemplate
+from gateway.agent_sweeps import acknowledge_waiting, assign_queued
 from gateway.agent_templates import TemplateError, fill_template, profile_variables, template_variables
+from gateway.agent_views import conversation_detail
 from gateway.conversation import ConversationState
-from gateway.db.agent_queries import ACK_AUTHOR, AckDue, AgentQueries, ConversationSummary
+from gateway.db.agent_queries import ACK_AUTHOR, AgentQueries, ConversationSummary
 from gateway.db.store import ConversationRow, StaleConversation, Store, WriteSet, event_row
 from gateway.errors import GatewayError, UnknownConversation
 from gateway.messages import Button, OutboundMessage, Template
@@ -39,7 +42,6 @@ log = logging.getLogger(__name__)
 PENDING_ASSIGNMENT_S = 30.0
 HISTORY_LIMIT = 1000
 FENCE_ATTEMPTS = 3
-QUEUE_AUTHOR = "desk:queue"  # who assigned a queued conversation
 
 
 class Outbox(Protocol):
@@ -108,6 +110,8 @@ class AgentDesk:
         if len(self.agents) != len(settings.team):
             raise GatewayError("agents.team lists the same agent id twice; give every agent a unique id")
         self.templates: dict[str, AgentTemplate] = {t.name: t for t in settings.templates}
+        if len(self.templates) != len(settings.templates):
+            raise GatewayError("agents.templates lists the same template name twice; give every template a unique name")
         for template in settings.templates:
             template_variables(template.text)  # malformed placeholders are a start-up error
         self._assign_lock = asyncio.Lock()
@@ -178,8 +182,6 @@ class AgentDesk:
 
     def agent_by_token(self, token: str) -> AgentProfile | None:
         """The agent whose configured bearer token is ``token`` (constant-time comparison)."""
-        import hmac
-
         found = None
         for agent in self.settings.team:
             if agent.token is not None and hmac.compare_digest(agent.token.encode(), token.encode()):
@@ -199,48 +201,8 @@ class AgentDesk:
         return conversation
 
     async def conversation_detail(self, conversation_id: str) -> dict[str, Any]:
-        """Everything an agent needs: the customer's profile and identities, context, history, events."""
-        conversation = await self._conversation(conversation_id)
-        found = await self.store.customer(conversation.customer_id)
-        profile, identities = (found[0].profile or {}, found[1]) if found else ({}, [])
-        history = await self.store.history(conversation_id, limit=HISTORY_LIMIT)
-        events = await self.store.events(conversation_id)
-        earlier = await self.store.conversations(customer_id=conversation.customer_id, limit=50)
-        return {
-            "conversation": _conversation_json(conversation),
-            "customer": {
-                "id": conversation.customer_id,
-                "profile": profile,
-                "identities": [{"channel": ch, "sender": sender} for ch, sender in identities],
-                "template_variables": profile_variables(profile),
-            },
-            "context": conversation.context,
-            "messages": [
-                {
-                    "id": m.id,
-                    "direction": m.direction,
-                    "author": m.author,
-                    "channel": m.channel,
-                    "in_reply_to": m.in_reply_to,
-                    "created_at": m.created_at.isoformat(),
-                    "body": m.body,
-                }
-                for m in history
-            ],
-            "events": [{"type": t, "data": d, "at": at.isoformat()} for t, d, at in events],
-            "other_conversations": [
-                {
-                    "id": c.id,
-                    "channel": c.channel,
-                    "state": c.state.value,
-                    "assigned_agent": c.assigned_agent,
-                    "created_at": c.created_at.isoformat(),
-                    "closed_at": c.closed_at.isoformat() if c.closed_at else None,
-                }
-                for c in earlier
-                if c.id != conversation_id
-            ],
-        }
+        """Everything an agent needs (JSON-ready): see :func:`gateway.agent_views.conversation_detail`."""
+        return await conversation_detail(self.store, await self._conversation(conversation_id), HISTORY_LIMIT)
 
     def _require_mine(self, agent: AgentProfile, conversation: ConversationRow, action: str) -> None:
         if conversation.state is not ConversationState.WITH_AGENT:
@@ -400,82 +362,12 @@ class AgentDesk:
     # ------------------------------------------------------------------ acknowledgements
 
     async def sweep_once(self) -> int:
-        """Acknowledge, once per waiting stretch, every customer whose latest message has had no
-        agent answer for ``ack_after_s``; returns how many acknowledgements were sent.
-
-        A customer whose turn it is (the agent wrote last) is never messaged. Due-ness is
-        re-checked and recorded in one locked transaction per conversation, so concurrent
-        sweepers on several instances send one acknowledgement, not one each.
-        """
-        now = self.clock()
-        cutoff = now - timedelta(seconds=self.settings.ack_after_s)
-        sent = 0
-        for due in await self.queries.due_acks(cutoff):
-            recorded = await self.queries.record_ack(due.conversation_id, cutoff, now)
-            if recorded is None:
-                continue
-            text = self._ack_text(recorded)
-            # The agent may have answered since the check; then the ack would only confuse.
-            if await self.queries.agent_spoke_after(recorded.conversation_id, recorded.inbound_id):
-                continue
-            try:
-                await self.outbox.push(recorded.conversation_id, [OutboundMessage(text=text)], author=ACK_AUTHOR)
-            except Exception:  # noqa: BLE001 - at most once: the event is recorded, never resend
-                log.exception("could not deliver the acknowledgement to conversation %s", recorded.conversation_id)
-                continue
-            sent += 1
-        if sent:
-            log.info("sent %d acknowledgement(s) to waiting customers", sent)
-        return sent
+        """Acknowledge customers waiting too long for an agent; see :func:`gateway.agent_sweeps.acknowledge_waiting`."""
+        return await acknowledge_waiting(self)
 
     async def assign_queued_once(self) -> int:
-        """Give queued conversations, longest waiting first, to agents who became available
-        (same routing as a handoff); returns how many were assigned.
-
-        The customer is told who takes over (``handoff_text``). Each assignment is a
-        version-fenced write, so when several instances drain the queue at once a
-        conversation is assigned, and announced, once. Conversations nobody on the team can
-        take (e.g. no one speaks the language) stay queued for a manual claim.
-        """
-        assigned = 0
-        for queued in await self.queries.queued():
-            agent = await self._route(queued.skill, queued.language, pending_for=None)
-            if agent is None:
-                continue
-            won = False
-
-            def take(conversation: ConversationRow, agent: AgentProfile = agent) -> tuple[str, dict[str, Any]] | None:
-                nonlocal won
-                won = False  # called again on a fresh read after a lost race
-                if conversation.state is not ConversationState.WITH_AGENT or conversation.assigned_agent is not None:
-                    return None  # claimed, closed or handed back meanwhile
-                conversation.assigned_agent, won = agent.id, True
-                return "agent_assigned", {"agent_id": agent.id, "author": QUEUE_AUTHOR}
-
-            try:
-                await self._fenced_change(queued.id, take)
-            except (DeskError, UnknownConversation):
-                continue
-            if not won:
-                continue
-            assigned += 1
-            log.info("queued conversation %s -> %s", queued.id, agent.id)
-            try:
-                text = self.settings.handoff_text.format(agent_name=agent.name)
-            except (KeyError, IndexError, ValueError):
-                text = self.settings.handoff_text
-            try:
-                await self.outbox.push(queued.id, [OutboundMessage(text=text)], author="system")
-            except Exception:  # noqa: BLE001 - the assignment stands; the agent greets the customer
-                log.exception("could not tell the customer of conversation %s who takes over", queued.id)
-        return assigned
-
-    def _ack_text(self, due: AckDue) -> str:
-        # A queued customer hears the queue message once; if the handoff already said it,
-        # the acknowledgement is the plain "thanks for waiting" instead of a verbatim repeat.
-        if due.assigned_agent is None and due.stretch_text != self.settings.queued_text:
-            return self.settings.queued_text
-        return self.settings.ack_text
+        """Give queued conversations to agents who became free; see :func:`gateway.agent_sweeps.assign_queued`."""
+        return await assign_queued(self)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Every ``sweep_interval_s`` until ``stop`` is set (the app's background task): assign
@@ -490,22 +382,6 @@ class AgentDesk:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.sweep_interval_s)
             except asyncio.TimeoutError:
                 pass
-
-
-def _conversation_json(c: ConversationRow) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "customer_id": c.customer_id,
-        "channel": c.channel,
-        "sender": c.sender,
-        "state": c.state.value,
-        "assigned_agent": c.assigned_agent,
-        "pending_intent": c.pending_intent,
-        "verified_until": c.verified_until.isoformat() if c.verified_until else None,
-        "created_at": c.created_at.isoformat(),
-        "updated_at": c.updated_at.isoformat(),
-        "closed_at": c.closed_at.isoformat() if c.closed_at else None,
-    }
 
 
 __all__ = [

@@ -7,16 +7,11 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
-
-import pytest
+from typing import Any, Sequence
 
 from gateway.agent_settings import AgentProfile, AgentsSettings, AgentTemplate
-from gateway.agents import AgentDesk
 from gateway.conversation import ConversationState
-from gateway.db.database import Database
-from gateway.db.models import metadata, new_id
+from gateway.db.models import new_id
 from gateway.db.store import ConversationRow, Store, WriteSet, event_row, message_row, outbound_body
 from gateway.messages import OutboundMessage
 

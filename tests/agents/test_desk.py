@@ -7,13 +7,14 @@ import asyncio
 
 import pytest
 
+from gateway.agent_settings import AgentTemplate
 from gateway.agents import AgentDesk, BadAgentRequest, DeskConflict
 from gateway.conversation import ConversationState
 from gateway.db.agent_queries import ACK_AUTHOR, ACK_EVENT
 from gateway.db.store import WriteSet
-from gateway.errors import UnknownConversation
+from gateway.errors import GatewayError, UnknownConversation
 
-from .support import TEAM, Clock, RecordingOutbox, Seeder, make_settings
+from .support import TEAM, TEMPLATES, Clock, RecordingOutbox, Seeder, make_settings
 
 WITH_BOT = ConversationState.WITH_BOT
 WITH_AGENT = ConversationState.WITH_AGENT
@@ -65,9 +66,13 @@ async def test_no_team_means_queue(store, outbox, clock):
     assert await desk.assign("c1", skill=None, language=None) is None
 
 
-def test_duplicate_agent_ids_are_refused(store, outbox, clock):
-    with pytest.raises(Exception, match="same agent id twice"):
+def test_duplicate_agent_ids_and_template_names_are_refused(store, outbox, clock):
+    with pytest.raises(GatewayError, match="same agent id twice"):
         AgentDesk(make_settings(team=(TEAM[0], TEAM[0])), store, outbox, clock)
+    with pytest.raises(GatewayError, match="same template name twice"):
+        AgentDesk(make_settings(templates=(TEMPLATES[0], TEMPLATES[0])), store, outbox, clock)
+    with pytest.raises(GatewayError, match="not allowed"):
+        AgentDesk(make_settings(templates=(AgentTemplate(name="x", text="{a.b}"),)), store, outbox, clock)
 
 
 # --------------------------------------------------------------------------- agent actions
