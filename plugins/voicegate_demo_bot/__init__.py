@@ -1,0 +1,1 @@
+"""The demo bot: intents from ``config/flows.yaml`` in Italian and English, matched by keywords."""

@@ -1,0 +1,94 @@
+"""Recognising an intent and the language of a message by keyword scoring.
+
+Each intent's keyword phrases and example sentences are reduced to *content words* (stop
+words removed, accents folded). A keyword phrase scores 1.0 when all its words occur in the
+message and 0 otherwise; an example sentence scores the share of its words that occur. The
+intent's score is its best phrase; the best intent wins if it reaches ``min_score``, ties
+going to the higher ``priority`` and then to the earlier intent in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from voicegate_demo_bot.flows import Flows, IntentFlow
+from voicegate_demo_bot.text import same_word, tokens
+
+
+@dataclass(frozen=True)
+class Match:
+    intent: IntentFlow
+    score: float
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    words: tuple[str, ...]
+    exact: bool  # keyword (all or nothing) rather than example (share of words)
+
+
+class Matcher:
+    """Scores messages against the intents of one :class:`Flows`."""
+
+    def __init__(self, flows: Flows) -> None:
+        self.flows = flows
+        self._stopwords = {w for words in flows.stopwords.values() for t in words for w in tokens(t)}
+        self._phrases: list[tuple[IntentFlow, list[_Phrase]]] = []
+        self._vocabulary: dict[str, set[str]] = {lang: set() for lang in flows.languages}
+        for language, words in flows.stopwords.items():
+            self._vocabulary[language].update(w for t in words for w in tokens(t))
+        for intent in flows.intents:
+            phrases: list[_Phrase] = []
+            for exact, by_language in ((True, intent.keywords), (False, intent.examples)):
+                for language, texts in by_language.items():
+                    for text in texts:
+                        words = tokens(text)
+                        self._vocabulary[language].update(words)
+                        content = tuple(w for w in words if w not in self._stopwords) or tuple(words)
+                        if content:
+                            phrases.append(_Phrase(content, exact))
+            self._phrases.append((intent, phrases))
+
+    def match(self, text: str) -> Match | None:
+        """The recognised intent of ``text``, or ``None`` below ``min_score``."""
+        words = tokens(text)
+        best: tuple[float, int, int] | None = None
+        best_match: Match | None = None
+        for order, (intent, phrases) in enumerate(self._phrases):
+            score = max((_score(p, words) for p in phrases), default=0.0)
+            if score < self.flows.min_score:
+                continue
+            rank = (score, intent.priority, -order)
+            if best is None or rank > best:
+                best, best_match = rank, Match(intent, score)
+        return best_match
+
+    def detect_language(self, text: str) -> str | None:
+        """The language most of ``text``'s known words belong to, or ``None`` if undecided.
+
+        Words both languages share (e.g. "no") count for neither.
+        """
+        words = tokens(text)
+        counts = {lang: sum(1 for w in words if w in vocab and not self._shared(w, lang))
+                  for lang, vocab in self._vocabulary.items()}
+        if not counts:
+            return None
+        ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
+        if ranked[0][1] == 0 or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+            return None
+        return ranked[0][0]
+
+    def _shared(self, word: str, language: str) -> bool:
+        return any(word in vocab for lang, vocab in self._vocabulary.items() if lang != language)
+
+
+def _score(phrase: _Phrase, words: Sequence[str]) -> float:
+    found = sum(1 for w in phrase.words if _contains(words, w))
+    if phrase.exact:
+        return 1.0 if found == len(phrase.words) else 0.0
+    return found / len(phrase.words)
+
+
+def _contains(words: Iterable[str], word: str) -> bool:
+    return any(same_word(word, w) for w in words)

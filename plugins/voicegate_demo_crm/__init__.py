@@ -1,0 +1,1 @@
+"""A demo CRM backend that reads customer profiles from ``config/customers.yaml``."""

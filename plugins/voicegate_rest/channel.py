@@ -1,0 +1,133 @@
+"""The REST channel component: signed JSON in, the bots' replies out, an outbox for the rest."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any, Sequence
+
+from aiohttp import web
+
+from gateway.components import ChannelCapabilities, GatewayContext
+from gateway.errors import InboundRejected
+from gateway.messages import OutboundMessage
+
+from voicegate_rest.outbox import Outbox
+from voicegate_rest.settings import RestSettings
+from voicegate_rest.signature import HEADER, signature_problem
+from voicegate_rest.wire import Limits, RequestProblem, message_json, parse_message, reply_json
+
+log = logging.getLogger(__name__)
+
+_MAX_WAIT_S = 30.0
+_CHUNK = 64 * 1024
+
+
+class RestChannel:
+    """``POST /messages`` (signed) answers with the replies; ``GET /outbox/{sender}`` (signed)
+    returns what was sent outside a request. Routes are relative to ``/channels/<name>``."""
+
+    def __init__(self, settings: RestSettings, context: GatewayContext, *, name: str = "rest") -> None:
+        self.name = name
+        self.settings = settings
+        self.capabilities = ChannelCapabilities(
+            buttons=settings.buttons, max_buttons=10, max_button_title=40, max_text_length=settings.max_text_chars
+        )
+        self._context = context
+        self._limits = Limits(settings.max_attachment_bytes, settings.max_attachments, settings.max_text_chars)
+        self.outbox = Outbox(max_per_sender=settings.outbox_max_per_sender, ttl_s=settings.outbox_ttl_s)
+
+    @classmethod
+    def create(cls, settings: RestSettings, context: GatewayContext) -> "RestChannel":
+        """The factory handed to the core in the ComponentSpec."""
+        return cls(settings, context)
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        return [
+            web.post("/messages", self.post_message),
+            web.get(r"/outbox/{sender}", self.get_outbox),
+        ]
+
+    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
+        self.outbox.put(recipient, messages)
+
+    async def close(self) -> None:
+        """Nothing to release: the outbox is memory only."""
+
+    # ----------------------------------------------------------------- handlers
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._read_body(request)
+            problem = signature_problem(request.headers.get(HEADER), body, self.settings.secret)
+            if problem:
+                raise RequestProblem(401, problem, _SIGN_HINT)
+            message = parse_message(body, self.name, self._limits)
+        except RequestProblem as exc:
+            return _error(exc)
+        try:
+            replies = await self._context.inbox.receive(message)
+        except InboundRejected as exc:
+            return web.json_response({"error": str(exc), "hint": "Fix the request as the error says and resend it"},
+                                     status=exc.status)
+        except Exception:  # noqa: BLE001 - the integrator gets a retryable answer, the log the details
+            log.exception("REST message %r from %r failed in the pipeline", message.message_id, message.sender)
+            return web.json_response(
+                {"error": "the gateway could not process the message",
+                 "hint": "Retry with the same message_id: a message already stored is answered once"},
+                status=500,
+            )
+        return web.json_response(reply_json(replies))
+
+    async def get_outbox(self, request: web.Request) -> web.Response:
+        sender = request.match_info["sender"]
+        problem = signature_problem(request.headers.get(HEADER), request.raw_path.encode("utf-8"), self.settings.secret)
+        if problem:
+            return _error(RequestProblem(401, problem, _OUTBOX_SIGN_HINT))
+        try:
+            after = _number(request.query.get("after", "0"), "after", int)
+            wait = min(_number(request.query.get("wait", "0"), "wait", float), _MAX_WAIT_S)
+        except RequestProblem as exc:
+            return _error(exc)
+        items = await self.outbox.take(sender, after=after, wait_s=wait)
+        messages = [{"seq": seq, **message_json(m)} for seq, m in items]
+        cursor = items[-1][0] if items else after
+        return web.json_response({"messages": messages, "cursor": cursor})
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.settings.max_body_bytes
+        too_large = RequestProblem(413, f"the body is larger than {limit} bytes",
+                                   "Send smaller attachments or raise channels.rest.max_body_bytes")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        # Read in chunks so a body without Content-Length cannot exceed the limit in memory.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+_SIGN_HINT = (f"Send the header {HEADER}: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with the "
+              "channel secret>; see docs/rest-api.md")
+_OUTBOX_SIGN_HINT = (f"Send the header {HEADER}: sha256=<hex HMAC-SHA256 of the request path with its query, "
+                     "e.g. '/channels/rest/outbox/alice?after=0', keyed with the channel secret>")
+_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+
+
+def _number(text: str, key: str, kind: Any) -> Any:
+    if not _NUMBER.match(text) or (kind is int and "." in text):
+        raise RequestProblem(400, f"'{key}' must be a non-negative {'integer' if kind is int else 'number'}, found {text!r}",
+                             f"Pass ?{key}=<number> or leave it out")
+    return kind(text)
+
+
+def _error(problem: RequestProblem) -> web.Response:
+    return web.Response(status=problem.status, text=json.dumps(problem.body()), content_type="application/json")

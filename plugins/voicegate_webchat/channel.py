@@ -1,0 +1,225 @@
+"""The web chat channel component: serves the page and speaks the WebSocket protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from collections import deque
+from importlib import resources
+from string import Template
+from typing import Any, Sequence
+
+from aiohttp import WSMsgType, web
+
+from gateway.components import ChannelCapabilities, GatewayContext
+from gateway.errors import InboundRejected
+from gateway.messages import OutboundMessage
+
+from voicegate_webchat.protocol import FrameProblem, Limits, inbound_message, messages_json, parse_frame, session_from_hello
+from voicegate_webchat.settings import WebChatSettings
+
+log = logging.getLogger(__name__)
+
+_ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
+# The page loads nothing from elsewhere and runs no inline script.
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob: data:; connect-src 'self' ws: wss:; frame-ancestors 'self'")
+
+
+class _Socket:
+    """One open page: its WebSocket and a lock so replies and pushes never interleave."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self.lock:
+            await self.ws.send_json(frame)
+
+
+class WebChatChannel:
+    """Routes (relative to ``/channels/<name>``): ``GET /`` the page, ``GET /chat.js``,
+    ``GET /chat.css``, ``GET /ws`` the WebSocket."""
+
+    def __init__(self, settings: WebChatSettings, context: GatewayContext, *, name: str = "webchat") -> None:
+        self.name = name
+        self.settings = settings
+        self.capabilities = ChannelCapabilities(buttons=True, max_buttons=4, max_button_title=30,
+                                                max_text_length=4096, audio_in=True)
+        self._context = context
+        self._limits = Limits(settings.max_upload_bytes, settings.max_text_chars)
+        self._sockets: dict[str, set[_Socket]] = {}
+        self._pending: dict[str, deque[OutboundMessage]] = {}
+        self._page = self._render_page()
+        self._assets = {name: _read_asset(name) for name in _ASSETS}
+
+    @classmethod
+    def create(cls, settings: WebChatSettings, context: GatewayContext) -> "WebChatChannel":
+        return cls(settings, context)
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        return [
+            web.get("", self.redirect_to_page),
+            web.get("/", self.page),
+            web.get("/chat.js", self.asset),
+            web.get("/chat.css", self.asset),
+            web.get("/ws", self.websocket),
+        ]
+
+    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
+        """Push to every open page of ``recipient``; if none is open, keep them for the next visit."""
+        frame = {"type": "push", "messages": messages_json(messages)}
+        delivered = False
+        for socket in list(self._sockets.get(recipient, ())):
+            try:
+                await socket.send(frame)
+                delivered = True
+            except (ConnectionError, RuntimeError) as exc:  # closing socket: try the others
+                log.info("web chat push to a closing socket failed: %s", exc)
+        if delivered:
+            return
+        if self.settings.pending_per_session == 0:
+            raise ConnectionError("the customer has no web chat page open")
+        queue = self._pending.setdefault(recipient, deque(maxlen=self.settings.pending_per_session))
+        queue.extend(messages)
+
+    async def close(self) -> None:
+        for sockets in list(self._sockets.values()):
+            for socket in list(sockets):
+                with contextlib.suppress(Exception):
+                    await socket.ws.close(code=1001, message=b"gateway shutting down")
+        self._sockets.clear()
+
+    def connected(self, session: str) -> int:
+        """How many pages of ``session`` are open (for tests and diagnostics)."""
+        return len(self._sockets.get(session, ()))
+
+    # ----------------------------------------------------------------- HTTP
+
+    async def redirect_to_page(self, request: web.Request) -> web.Response:
+        raise web.HTTPPermanentRedirect(request.path + "/")
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=self._page, content_type="text/html", charset="utf-8",
+                            headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-cache",
+                                     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.path.rsplit("/", 1)[-1]
+        return web.Response(body=self._assets[name], content_type=_ASSETS[name], charset="utf-8",
+                            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    # ----------------------------------------------------------------- WebSocket
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self._origin_allowed(request):
+            return web.json_response({"error": "this page's origin may not open the chat",
+                                      "hint": "Add it to channels.webchat.allowed_origins"}, status=403)
+        # Room for the base64 of the largest upload; the page checks the size before sending,
+        # and the server answers anything between the two limits with a clear error.
+        ws = web.WebSocketResponse(heartbeat=self.settings.heartbeat_s,
+                                   max_msg_size=self.settings.max_upload_bytes * 4 // 3 + 256 * 1024)
+        await ws.prepare(request)
+        socket = _Socket(ws)
+        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=32)
+        state: dict[str, str] = {}
+        # Frames are handled in order by one worker while this loop keeps reading, so pings
+        # and pongs flow even while a voice note is being verified.
+        worker = asyncio.create_task(self._work(socket, frames, state), name="voicegate-webchat-socket")
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    try:
+                        frame = parse_frame(msg.data)
+                    except FrameProblem as exc:
+                        await socket.send(exc.frame())
+                        continue
+                    await frames.put(frame)
+                elif msg.type is WSMsgType.BINARY:
+                    await socket.send(FrameProblem("binary frames are not understood",
+                                                   "Send JSON text frames; files go base64 in 'attachments'").frame())
+        finally:
+            await frames.put(None)
+            with contextlib.suppress(Exception):
+                await worker
+            session = state.get("session")
+            if session:
+                self._forget_socket(session, socket)
+        return ws
+
+    async def _work(self, socket: _Socket, frames: "asyncio.Queue[dict[str, Any] | None]", state: dict[str, str]) -> None:
+        while (frame := await frames.get()) is not None:
+            try:
+                await self._handle(socket, frame, state)
+            except (ConnectionError, RuntimeError):
+                return  # the page went away; the messages are stored anyway
+
+    async def _handle(self, socket: _Socket, frame: dict[str, Any], state: dict[str, str]) -> None:
+        kind = frame["type"]
+        if kind == "hello":
+            if "session" not in state:
+                state["session"] = session_from_hello(frame)
+                self._sockets.setdefault(state["session"], set()).add(socket)
+            session = state["session"]
+            await socket.send({"type": "ready", "session": session, "max_upload_bytes": self.settings.max_upload_bytes,
+                               "max_text_chars": self.settings.max_text_chars})
+            pending = self._pending.pop(session, None)
+            if pending:
+                await socket.send({"type": "push", "messages": messages_json(list(pending))})
+            return
+        if kind != "message":
+            await socket.send(FrameProblem(f"unknown frame type {kind!r}", "Send 'hello' or 'message'").frame())
+            return
+        client_id = frame.get("id") if isinstance(frame.get("id"), str) else None
+        if "session" not in state:
+            await socket.send(FrameProblem("no session yet", "Send {\"type\": \"hello\"} first", client_id).frame())
+            return
+        try:
+            message = inbound_message(frame, channel=self.name, session=state["session"], limits=self._limits)
+            replies = await self._context.inbox.receive(message)
+        except FrameProblem as exc:
+            await socket.send(exc.frame())
+            return
+        except InboundRejected as exc:
+            await socket.send(FrameProblem(str(exc), "Change the message and send it again", client_id).frame())
+            return
+        except Exception:  # noqa: BLE001 - the customer gets a retryable answer, the log the details
+            log.exception("web chat message %r failed in the pipeline", client_id)
+            await socket.send(FrameProblem("sorry, something went wrong on our side",
+                                           "Send the message again in a moment", client_id).frame())
+            return
+        await socket.send({"type": "reply", "in_reply_to": client_id, "messages": messages_json(replies)})
+
+    def _forget_socket(self, session: str, socket: _Socket) -> None:
+        sockets = self._sockets.get(session)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self._sockets[session]
+
+    def _origin_allowed(self, request: web.Request) -> bool:
+        # Browsers always send Origin on WebSocket requests: refusing foreign origins stops
+        # another site from opening a chat in the customer's name (cross-site WebSocket hijacking).
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        if origin in self.settings.allowed_origins:
+            return True
+        own = {f"{scheme}://{request.host}" for scheme in ("http", "https")}
+        return origin in own
+
+    def _render_page(self) -> str:
+        template = Template(_read_asset("page.html").decode("utf-8"))
+        return template.substitute(
+            title=html.escape(self.settings.title),
+            max_upload_bytes=self.settings.max_upload_bytes,
+            max_recording_s=self.settings.max_recording_s,
+            max_text_chars=self.settings.max_text_chars,
+        )
+
+
+def _read_asset(name: str) -> bytes:
+    return resources.files("voicegate_webchat").joinpath(name).read_bytes()
