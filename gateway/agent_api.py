@@ -16,7 +16,8 @@ GET      ``/templates``                              reply templates and the var
 Every request identifies an agent with ``Authorization: Bearer <token>`` (the token set in
 ``agents.team[].token``). An agent configured without a token is identified by the header
 ``X-VoiceGate-Agent: <id>`` instead — for development only. Otherwise: 401. Errors are
-``{"error": "<what was wrong and what to do>"}`` with 400, 401, 404 or 409.
+``{"error": "<what was wrong and what to do>"}`` with 400, 401, 404, 409, or 503 when the gateway
+itself cannot carry the action out (e.g. the conversation's channel is not enabled here).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aiohttp import web
 
 from gateway.agent_settings import AgentProfile
 from gateway.agents import AgentDesk, DeskError
-from gateway.errors import UnknownConversation
+from gateway.errors import GatewayError, UnknownConversation
 from gateway.messages import Button
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class AgentApi:
                 return _error(404, str(exc))
             except DeskError as exc:
                 return _error(exc.status, str(exc))
+            except GatewayError as exc:  # e.g. the conversation's channel is not enabled on this gateway
+                log.warning("agent request %s %s failed: %s", request.method, request.path, exc)
+                return _error(503, f"the gateway could not carry this out: {exc}")
 
         wrapped.__name__ = handler.__name__
         return wrapped

@@ -41,12 +41,12 @@ class RecordingOutbox:
     store: Store
     clock: Clock
     calls: list[tuple[str, str, Any, str]] = field(default_factory=list)
-    fail_push: bool = False
+    fail_push: Exception | None = None
 
     async def push(self, conversation_id: str, messages: Sequence[OutboundMessage], *, author: str) -> None:
         self.calls.append(("push", conversation_id, tuple(messages), author))
-        if self.fail_push:
-            raise ConnectionError("channel unreachable")
+        if self.fail_push is not None:
+            raise self.fail_push
         conv = await self.store.conversation(conversation_id)
         assert conv is not None
         ws = WriteSet(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.agents import AgentDesk
 from gateway.conversation import ConversationState
+from gateway.errors import GatewayError
 
 from .support import Clock, RecordingOutbox, Seeder
 
@@ -158,3 +159,10 @@ async def test_templates_list_their_variables(api):
         "greet": ["first_name", "agent_name"],
         "balance": ["tier", "account_number"],
     }
+
+
+async def test_a_gateway_failure_is_503_with_the_reason(api, seed: Seeder, outbox: RecordingOutbox):
+    cid = await seed.conversation(agent="anna")
+    outbox.fail_push = GatewayError("conversation is on channel 'sms', which is not enabled")
+    body = await _json(await api.post(f"/agents/conversations/{cid}/messages", json={"text": "hi"}, headers=ANNA), 503)
+    assert "channel 'sms'" in body["error"]

@@ -303,9 +303,9 @@ async def test_failed_delivery_is_not_retried(desk: AgentDesk, seed: Seeder, clo
     cid = await seed.conversation(agent="anna")
     await seed.inbound(cid, "hi")
     clock.advance(60)
-    outbox.fail_push = True
+    outbox.fail_push = ConnectionError("channel unreachable")
     assert await desk.sweep_once() == 0
-    outbox.fail_push = False
+    outbox.fail_push = None
     assert await desk.sweep_once() == 0
     assert len(outbox.pushes()) == 1
 
