@@ -3,7 +3,6 @@ controllable clock, and an outbox that records calls and writes what the pipelin
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -14,7 +13,7 @@ from gateway.db.database import Database
 from gateway.db.models import metadata
 from gateway.db.store import Store
 
-from .support import PG_URL, Clock, RecordingOutbox, Seeder, make_settings
+from .support import Clock, RecordingOutbox, Seeder, make_settings
 
 
 async def _sqlite_database(tmp_path: Path) -> Database:
@@ -32,22 +31,15 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def pg_database() -> AsyncIterator[Database]:
-    """A private schema on the real PostgreSQL, dropped afterwards."""
-    schema = f"agents_{uuid.uuid4().hex[:12]}"
-    admin = await Database.connect(PG_URL)
-    async with admin.engine.begin() as conn:
-        await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    db = await Database.connect(PG_URL, schema=schema)
+async def pg_database(pg_url: str, pg_schema: str) -> AsyncIterator[Database]:
+    """The real PostgreSQL, in the private schema the suite's ``pg_schema`` fixture makes and drops."""
+    db = await Database.connect(pg_url, schema=pg_schema)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
         yield db
     finally:
         await db.close()
-        async with admin.engine.begin() as conn:
-            await conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        await admin.close()
 
 
 @pytest.fixture

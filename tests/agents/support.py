@@ -3,7 +3,6 @@ pipeline, a seeder writing rows the way the pipeline stores them, and the test t
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -15,7 +14,6 @@ from gateway.db.models import new_id
 from gateway.db.store import ConversationRow, Store, WriteSet, event_row, message_row, outbound_body
 from gateway.messages import OutboundMessage
 
-PG_URL = os.environ.get("VOICEGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 T0 = datetime(2026, 11, 24, 15, 0, 0, tzinfo=timezone.utc)
 
 

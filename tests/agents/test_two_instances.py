@@ -5,7 +5,6 @@ sweeping on both at once still acknowledges the waiting customer once."""
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime, timedelta, timezone
 
 from gateway.testing import make_settings, runtime_of
@@ -13,10 +12,7 @@ from gateway.testing import make_settings, runtime_of
 from .desk_plugin import DeskTestPlugin
 from .test_integration import AGENTS, ANNA, Customer
 
-REDIS_URL = os.environ.get("VOICEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-
-
-async def test_two_instances_share_the_desk(tmp_path, gateway_client):
+async def test_two_instances_share_the_desk(tmp_path, gateway_client, redis_url):
     settings = make_settings(
         tmp_path,
         plugins=[],
@@ -24,7 +20,7 @@ async def test_two_instances_share_the_desk(tmp_path, gateway_client):
         bots=[{"use": "desk_handoff"}],
         crm=[{"use": "desk_crm"}],
         agents=AGENTS,
-        coordination={"redis_url": REDIS_URL},
+        coordination={"redis_url": redis_url},
     )
     first = await gateway_client(settings, extra_plugins=[DeskTestPlugin()])
     second = await gateway_client(settings, extra_plugins=[DeskTestPlugin()])
