@@ -46,7 +46,7 @@ class RequestProblem(Exception):
 def parse_message(raw: bytes, channel: str, limits: Limits) -> InboundMessage:
     """The :class:`InboundMessage` in ``raw`` (the request body), or :class:`RequestProblem`."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259): no guessing
     except UnicodeDecodeError:
         raise RequestProblem(400, "the body is not UTF-8 text", "Send the JSON encoded as UTF-8") from None
     except json.JSONDecodeError as exc:
