@@ -240,7 +240,7 @@ class AgentDesk:
                 raise BadAgentRequest(f"unknown template '{template}'; known templates: {known} (GET /agents/templates)")
             found = await self.store.customer(conversation.customer_id)
             available = profile_variables(found[0].profile if found else None)
-            available.setdefault("agent_name", agent.name)
+            available["agent_name"] = agent.name
             try:
                 text, variables = fill_template(chosen, available)
             except TemplateError as exc:

@@ -82,3 +82,20 @@ async def test_claims_and_queue_drains_race_safely_on_postgres(pg_store: Store):
     assert sorted(c for c, _, _ in outbox.pushes()) == sorted(queued)  # each customer told once
     for cid in queued:
         assert (await pg_store.conversation(cid)).assigned_agent in {"anna", "bob"}
+
+
+async def test_desk_views_on_postgres(pg_store: Store):
+    clock = Clock()
+    seed, outbox = Seeder(pg_store, clock), RecordingOutbox(pg_store, clock)
+    desk = AgentDesk(make_settings(), pg_store, outbox, clock)
+    mine = await seed.conversation(agent="anna", profile={"display_name": "Maria Verdi"}, context={"topic": "card"})
+    await seed.inbound(mine, "hello?")
+    queued = await seed.conversation(agent=None)
+    assigned, queue = await desk.desk(desk.agents["anna"])
+    assert [(s.id, s.customer_name, s.waiting, s.message_count) for s in assigned] == [(mine, "Maria Verdi", True, 1)]
+    assert [s.id for s in queue] == [queued]
+    assert assigned[0].last_inbound_at == clock() and assigned[0].last_agent_at is None
+    detail = await desk.conversation_detail(mine)
+    assert detail["context"] == {"topic": "card"} and detail["messages"][0]["body"]["text"] == "hello?"
+    sent = await desk.send(desk.agents["anna"], mine, template="greet")
+    assert sent.text == "Hi Maria, I'm Anna Bianchi. How can I help?"
