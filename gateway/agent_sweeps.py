@@ -69,6 +69,10 @@ async def assign_queued(desk: "AgentDesk") -> int:
     conversation is assigned, and announced, once. Conversations nobody on the team can
     take (e.g. no one speaks the language) stay queued for a manual claim.
     """
+    team = desk.settings.team
+    loads = await desk.queries.open_loads([a.id for a in team])
+    if all(loads.get(a.id, 0) >= a.max_concurrent for a in team):
+        return 0  # the usual case while a queue exists: nobody is free, so skip reading it
     assigned = 0
     for queued in await desk.queries.queued():
         agent = await desk._route(queued.skill, queued.language, pending_for=None)

@@ -308,7 +308,8 @@ class AgentDesk:
                 )
             if conversation.assigned_agent == agent.id:
                 return None
-            if conversation.assigned_agent is not None:
+            # An agent removed from agents.team cannot answer: their conversations are up for grabs.
+            if conversation.assigned_agent is not None and conversation.assigned_agent in self.agents:
                 raise DeskConflict(
                     f"cannot claim: conversation '{conversation_id}' is assigned to agent '{conversation.assigned_agent}'"
                 )

@@ -107,6 +107,11 @@ async def test_simultaneous_claims_have_one_winner(store, seed: Seeder, outbox, 
     assert (await store.conversation(cid)).assigned_agent == winner
 
 
+async def test_conversations_of_an_agent_who_left_the_team_can_be_claimed(desk: AgentDesk, seed: Seeder):
+    orphan = await seed.conversation(agent="zed")  # zed is no longer in agents.team
+    assert (await desk.claim(desk.agents["bob"], orphan)).assigned_agent == "bob"
+
+
 async def test_claim_respects_max_concurrent(desk: AgentDesk, seed: Seeder):
     await seed.conversation(agent="carla")
     queued = await seed.conversation(agent=None)
