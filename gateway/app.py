@@ -32,6 +32,7 @@ from gateway.errors import ConfigError, GatewayError, InboundRejected, UnknownCo
 from gateway.pipeline import Components, Pipeline, utcnow
 from gateway.plugin_manager import Notifier, Plugins, Registered, load_plugins
 from gateway.sequencer import Sequencer, make_sequencer
+from gateway.turn_cache import TurnCache
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
         pipeline = Pipeline(
             store, sequencer, notifier, agents=settings.agents,
             verified_ttl_s=auth.verified_ttl_s if auth else 900, clock=clock,
+            # One instance sees every delivery, so it may skip re-reading its own last write.
+            cache=None if settings.coordination.redis_url else TurnCache(),
         )
         os.makedirs(settings.data_path, exist_ok=True)
         context = Context(pipeline, http, database.engine, settings.config_dir, settings.data_path, clock)

@@ -49,6 +49,7 @@ from gateway.plugin_manager import Notifier
 from gateway.rendering import OPTIONS_KEY, answer_to_option, render
 from gateway.sequencer import Sequencer
 from gateway.turn import Turn
+from gateway.turn_cache import TurnCache
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ TURN_ATTEMPTS = 3  # a turn that lost a race (stale version) is re-run from a fr
 # Keys the current task already holds: the desk may call push()/set_agent() from inside a
 # turn (e.g. during desk.assign), and the sequencer's locks are not re-entrant.
 _held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("voicegate_held_keys", default=frozenset())
+
+
+class _CachedDuplicate(Exception):
+    """A turn from cached rows hit the unique index: the delivery is an older duplicate."""
 
 
 class ClosedConversation(GatewayError):
@@ -91,8 +96,10 @@ class Pipeline:
         agents: AgentsSettings = AgentsSettings(),
         verified_ttl_s: int = 900,
         clock: Callable[[], datetime] = utcnow,
+        cache: TurnCache | None = None,
     ) -> None:
         self.store = store
+        self.cache = cache  # single instance only: see gateway.turn_cache
         self.sequencer = sequencer
         self.notifier = notifier
         self.agents = agents
@@ -120,6 +127,7 @@ class Pipeline:
                 raise InboundRejected(f"'{name}' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
         if message.received_at is None:
             message = replace(message, received_at=self.clock())
+        use_cache = True
         for attempt in range(1, TURN_ATTEMPTS + 1):
             customer_id = await self.store.customer_for(message.channel, message.sender)
             key = customer_id or f"identity:{message.channel}:{message.sender}"
@@ -127,20 +135,38 @@ class Pipeline:
                 if customer_id is None and await self.store.customer_for(message.channel, message.sender):
                     continue  # created while we waited: take the customer's own key instead
                 try:
-                    return await self._turn(message, customer_id, channel)
+                    return await self._turn(message, customer_id, channel, use_cache=use_cache)
+                except _CachedDuplicate:  # an old duplicate met a cached conversation: re-read
+                    use_cache = False
                 except StaleConversation:
+                    use_cache = False
+                    self._forget(customer_id)
                     if attempt == TURN_ATTEMPTS:
                         raise
                     log.info("conversation changed under a turn (attempt %d); re-running it", attempt)
                 except IntegrityError:  # e.g. two identities of one customer opened a conversation at once
+                    self._forget(customer_id)
                     if attempt == TURN_ATTEMPTS:
                         raise
         raise GatewayError("could not settle the customer of this message; retry the delivery")
 
-    async def _turn(self, message: InboundMessage, customer_id: str | None, channel: Channel) -> list[OutboundMessage]:
+    def _forget(self, customer_id: str | None) -> None:
+        if self.cache is not None and customer_id is not None:
+            self.cache.drop(customer_id)
+
+    async def _turn(
+        self, message: InboundMessage, customer_id: str | None, channel: Channel, *, use_cache: bool
+    ) -> list[OutboundMessage]:
         now = self.clock()
         ws = WriteSet()
-        if customer_id is None:
+        cache = self.cache if use_cache else None
+        cached = cache.get(customer_id) if cache is not None and customer_id is not None else None
+        if cached is not None:
+            duplicate_of = cache.seen(message.channel, message.message_id)  # type: ignore[union-attr]
+            if duplicate_of is not None:
+                return await self._duplicate(duplicate_of, customer_id, message)  # type: ignore[arg-type]
+            customer, conv = cached
+        elif customer_id is None:
             customer = CustomerRow(id=new_id(), profile=None, profile_fetched_at=None, is_new=True)
             ws.customers.append({"id": customer.id, "profile": None, "profile_fetched_at": None, "created_at": now})
             ws.identities.append(
@@ -190,12 +216,17 @@ class Pipeline:
         try:
             await self.store.commit(ws)
         except DuplicateInbound:
+            if cached is not None:
+                raise _CachedDuplicate() from None
             raise InboundRejected(
                 f"message_id '{message.message_id}' was already used on channel '{message.channel}' by another "
                 "sender; give every message a unique id", status=409,
             ) from None
         if customer.is_new:
             self.store.remember_identity(message.channel, message.sender, customer.id)
+        if self.cache is not None:
+            self.cache.put(customer, conv)
+            self.cache.remember(message.channel, message.message_id, inbound_id)
         self._notify_turn(turn, message, rendered)
         return rendered
 
@@ -376,6 +407,8 @@ class Pipeline:
 
     async def _conversation(self, conversation_id: str) -> ConversationRow:
         conv = await self.store.conversation(conversation_id)
+        if conv is not None and self.cache is not None:
+            self.cache.drop(conv.customer_id)  # this write makes the cached row stale
         if conv is None:
             raise UnknownConversation(f"no conversation with id '{conversation_id}'; check the id (list conversations first)")
         return conv

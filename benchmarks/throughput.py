@@ -1,0 +1,315 @@
+"""Throughput and latency of the gateway against a bare aiohttp JSON echo server, in one run.
+
+    .venv/bin/python benchmarks/throughput.py [--messages 6000] [--concurrency 32] [--rate 1000] [--seconds 5]
+
+Each server runs in its own process (the load generator in this one), one after the other,
+driven by exactly the same load:
+
+* **gateway**: SQLite (WAL) in a temporary folder, the REST channel, the demo bot from
+  ``config/flows.yaml``; every inbound and outbound message is committed before the reply
+  is returned (group commit shares each commit among concurrent conversations).
+* **bare**: an aiohttp app that parses the JSON body and answers a ``replies`` list; it
+  persists nothing.
+
+Phase 1 (saturation): ``--concurrency`` requests in flight, ``--messages`` messages after a
+warm-up; prints msg/s, p50, p99 and the ratio gateway/bare. Phase 2 (fixed rate): requests are
+started at ``--rate`` per second for ``--seconds`` whatever the answers do (open loop), and the
+latency is measured from each request's scheduled start, so queueing counts. Every message id
+is used once (a repeated id would be a duplicate delivery). Senders are spread over
+``--customers`` conversations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "benchmark-secret"
+TEXTS = ["hello", "what are your opening hours?", "ciao, a che ora aprite?", "thanks"]
+sys.path.insert(0, str(REPO))
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def serve_bare(port: int) -> None:
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:
+        data = await request.json()
+        return web.json_response({"replies": [{"text": data.get("text", ""), "buttons": []}]})
+
+    app = web.Application()
+    app.router.add_post("/channels/rest/messages", echo)
+    app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+class _EchoBotPlugin:
+    """``--bot echo``: a one-line bot, for comparing the core without the demo bot's matching."""
+
+    __name__ = "bench_echo_bot"
+
+    def __init__(self) -> None:
+        from gateway.hookspecs import hookimpl
+
+        self.register_bots = hookimpl(self._register_bots)
+
+    @staticmethod
+    def _register_bots(register):  # type: ignore[no-untyped-def]
+        from gateway.components import BotReply, ComponentSpec
+        from gateway.messages import OutboundMessage
+
+        class Echo:
+            name = "echo"
+
+            async def handle(self, turn):  # type: ignore[no-untyped-def]
+                return BotReply(messages=(OutboundMessage(text=turn.message.text or ""),))
+
+        register(ComponentSpec("echo", lambda settings, context: Echo()))
+
+
+def serve_gateway(port: int, folder: str, bot: str) -> None:
+    import logging
+
+    from aiohttp import web
+
+    from gateway.app import create_app
+    from gateway.settings import GatewaySettings
+
+    logging.basicConfig(level=logging.WARNING)
+    flows = REPO / "config" / "flows.yaml"
+    settings = GatewaySettings.model_validate(
+        {
+            "server": {"host": "127.0.0.1", "port": port},
+            "database": {"url": f"sqlite+aiosqlite:///{folder}/bench.db"},
+            "plugins": ["rest", "demo_bot"] if bot == "demo" else ["rest"],
+            "channels": {"rest": {"secret": SECRET}},
+            "bots": [{"use": "demo", "settings": {"flows": str(flows)}}] if bot == "demo" else [{"use": "echo"}],
+            "data_dir": f"{folder}/data",
+        }
+    ).with_source(config_path=None, config_dir=str(REPO / "config"))
+    extra = [] if bot == "demo" else [_EchoBotPlugin()]
+    app = create_app(settings, extra_plugins=extra)
+
+    async def statistics_at_exit(app: web.Application) -> None:
+        from gateway.app import RUNTIME
+
+        runtime = app[RUNTIME]
+        committer, cache = runtime.store.committer, runtime.pipeline.cache
+        per_batch = committer.write_sets / committer.batches if committer.batches else 0
+        print(f"  gateway: {committer.write_sets} write sets in {committer.batches} transactions "
+              f"({per_batch:.1f} per commit); conversation cache hits {cache.hits if cache else 0}, "
+              f"misses {cache.misses if cache else 0}", flush=True)
+
+    app.on_shutdown.append(statistics_at_exit)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Result:
+    name: str
+    phase: str
+    sent: int
+    seconds: float
+    latencies_ms: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Load:
+    """Builds signed, unique messages and sends them."""
+
+    def __init__(self, base: str, session: aiohttp.ClientSession, customers: int) -> None:
+        self.url = base + "/channels/rest/messages"
+        self.session = session
+        self.customers = customers
+        self.run = uuid.uuid4().hex[:8]
+        self.counter = 0
+
+    async def one(self) -> float:
+        self.counter += 1
+        n = self.counter
+        body = json.dumps(
+            {"sender": f"bench-{n % self.customers}", "message_id": f"{self.run}-{n}", "text": TEXTS[n % len(TEXTS)]}
+        ).encode()
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        started = time.perf_counter()
+        async with self.session.post(
+            self.url, data=body, headers={"Content-Type": "application/json", "X-VoiceGate-Signature": signature}
+        ) as response:
+            payload = await response.read()
+            if response.status != 200 or not json.loads(payload)["replies"]:
+                raise RuntimeError(f"{response.status}: {payload[:200]!r}")
+        return (time.perf_counter() - started) * 1000
+
+
+async def saturate(name: str, load: Load, messages: int, concurrency: int) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    remaining = messages
+
+    async def worker() -> None:
+        nonlocal remaining, errors
+        while remaining > 0:
+            remaining -= 1
+            try:
+                latencies.append(await load.one())
+            except Exception as exc:  # noqa: BLE001 - counted and shown
+                errors += 1
+                if errors <= 3:
+                    print(f"  {name}: error {exc}", file=sys.stderr)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Result(name, "saturation", messages, time.perf_counter() - started, latencies, errors)
+
+
+async def fixed_rate(name: str, load: Load, rate: float, seconds: float) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    total = int(rate * seconds)
+    interval = 1.0 / rate
+    tasks: list[asyncio.Task[None]] = []
+
+    async def send(scheduled: float) -> None:
+        nonlocal errors
+        try:
+            await load.one()
+            latencies.append((time.perf_counter() - scheduled) * 1000)  # queueing included
+        except Exception:  # noqa: BLE001
+            errors += 1
+
+    start = time.perf_counter() + 0.05
+    for i in range(total):
+        scheduled = start + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(scheduled)))
+    await asyncio.gather(*tasks)
+    return Result(name, f"fixed {rate:.0f}/s", total, time.perf_counter() - start, latencies, errors)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_ready(base: str, session: aiohttp.ClientSession, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server process exited with {process.returncode} (see its error above)")
+        try:
+            async with session.get(base + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"server at {base} did not become ready")
+
+
+async def measure(name: str, args: argparse.Namespace) -> list[Result]:
+    port = free_port()
+    folder = tempfile.mkdtemp(prefix="voicegate-bench-")
+    command = [sys.executable, __file__, "--serve", name, "--port", str(port), "--folder", folder, "--bot", args.bot]
+    process = subprocess.Popen(command, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        connector = aiohttp.TCPConnector(limit=max(args.concurrency, 256))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await wait_ready(base, session, process)
+            load = Load(base, session, args.customers)
+            await saturate(name, load, args.warmup, args.concurrency)  # warm-up: connections, caches
+            results = [await saturate(name, load, args.messages, args.concurrency)]
+            await asyncio.sleep(0.5)
+            results.append(await fixed_rate(name, load, args.rate, args.seconds))
+        return results
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def report(results: list[Result]) -> None:
+    print(f"\n{'server':<8} {'phase':<12} {'msgs':>6} {'errors':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in results:
+        print(f"{r.name:<8} {r.phase:<12} {len(r.latencies_ms):>6} {r.errors:>6} {r.rate:>8.0f} {r.pct(0.50):>8.2f} {r.pct(0.99):>8.2f}")
+    by = {(r.name, r.phase): r for r in results}
+    gw, bare = by[("gateway", "saturation")], by[("bare", "saturation")]
+    ratio = gw.rate / bare.rate if bare.rate else float("nan")
+    fixed = next(r for r in results if r.name == "gateway" and r.phase.startswith("fixed"))
+    print(f"\nratio gateway/bare (saturation msg/s): {ratio:.2f}  (target >= 0.65)")
+    print(f"gateway p99 at {fixed.phase.split()[1]}: {fixed.pct(0.99):.2f} ms  (target <= 25 ms)")
+    print(f"gateway p50 at {fixed.phase.split()[1]}: {fixed.pct(0.50):.2f} ms")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    print(f"gateway bot: {args.bot}; {args.messages} messages at concurrency {args.concurrency} over {args.customers} customers, "
+          f"then {args.rate:.0f} msg/s for {args.seconds:.0f} s; CPUs: {os.cpu_count()}")
+    results: list[Result] = []
+    for name in ("bare", "gateway"):
+        results += await measure(name, args)
+    report(results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=6000)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--customers", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--bot", choices=["demo", "echo"], default="demo", help="the gateway's bot (default: demo bot)")
+    parser.add_argument("--serve", choices=["bare", "gateway"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "bare":
+        serve_bare(args.port)
+    elif args.serve == "gateway":
+        serve_gateway(args.port, args.folder, args.bot)
+    else:
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
