@@ -118,6 +118,11 @@ class AgentDesk:
         # conversation id -> (agent id, monotonic time, sequence): decisions not yet committed.
         self._pending: dict[str, tuple[str, float, int]] = {}
         self._sequence = 0
+        if any(a.token == "" for a in settings.team):
+            log.info(
+                "agents with an empty token cannot sign in to the agent API until one is set: %s",
+                ", ".join(a.id for a in settings.team if a.token == ""),
+            )
         if any(a.token is None for a in settings.team):
             log.warning(
                 "agents without a token (%s) are identified by the X-VoiceGate-Agent header alone; "

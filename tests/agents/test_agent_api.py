@@ -166,3 +166,18 @@ async def test_a_gateway_failure_is_503_with_the_reason(api, seed: Seeder, outbo
     outbox.fail_push = GatewayError("conversation is on channel 'sms', which is not enabled")
     body = await _json(await api.post(f"/agents/conversations/{cid}/messages", json={"text": "hi"}, headers=ANNA), 503)
     assert "channel 'sms'" in body["error"]
+
+
+async def test_an_agent_with_an_empty_token_cannot_sign_in(aiohttp_client, store, outbox, clock):
+    # config/gateway.yaml gives Luca "${VOICEGATE_AGENT_TOKEN_LUCA:-}": unset means "cannot sign in yet".
+    from gateway.agent_settings import AgentProfile
+
+    from .support import make_settings
+
+    desk = AgentDesk(make_settings(team=(AgentProfile(id="luca", name="Luca", token=""),)), store, outbox, clock)
+    app, agents = web.Application(), web.Application()
+    agents.add_routes(desk.routes())
+    app.add_subapp("/agents", agents)
+    client = await aiohttp_client(app)
+    for headers in ({"X-VoiceGate-Agent": "luca"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+        assert (await client.get("/agents/me/conversations", headers=headers)).status == 401
