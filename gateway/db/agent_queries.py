@@ -201,6 +201,9 @@ class AgentQueries:
             .where(
                 c.c.state == WITH_AGENT,
                 last_in.c.created_at <= cutoff,
+                # ... and whatever we last told them is old too: an agent who just got the
+                # conversation from the queue has ack_after_s to greet before we apologise.
+                or_(said.c.id.is_(None), said.c.created_at <= cutoff),
                 # The customer spoke last: no agent message after their latest one.
                 func.coalesce(self._last_agent_id, literal("")) < last_in.c.id,
                 ~acked,

@@ -398,3 +398,21 @@ async def test_no_ack_when_the_agent_answers_between_record_and_send(desk: Agent
     desk.queries.record_ack = record_then_agent_answers
     assert await desk.sweep_once() == 0
     assert outbox.pushes() == []
+
+
+
+async def test_an_agent_fresh_from_the_queue_gets_ack_after_s_before_any_ack(desk: AgentDesk, seed: Seeder, clock, outbox):
+    cid = await seed.conversation(agent=None, profile={"language": "en"})
+    await seed.inbound(cid, "hello?")
+    clock.advance(600)  # the customer waited in the queue (and was acknowledged) ...
+    assert await desk.sweep_once() == 1
+    assert await desk.assign_queued_once() == 1  # ... then an agent frees up and is announced
+    clock.advance(10)
+    assert await desk.sweep_once() == 0  # the new agent has ack_after_s to greet
+    clock.advance(40)
+    assert await desk.sweep_once() == 1
+    assert [m[0].text for _, m, _ in outbox.pushes()] == [
+        desk.settings.queued_text,
+        "I'm passing you to Anna Bianchi, who can see our conversation so far.",
+        desk.settings.ack_text,
+    ]
