@@ -15,6 +15,7 @@ async def conversation_detail(store: Store, conversation: ConversationRow, histo
     found = await store.customer(conversation.customer_id)
     profile, identities = (found[0].profile or {}, found[1]) if found else ({}, [])
     history = await store.history(conversation.id, limit=history_limit)
+    total = len(history) if len(history) < history_limit else await store.count_messages(conversation.id)
     events = await store.events(conversation.id)
     earlier = await store.conversations(customer_id=conversation.customer_id, limit=50)
     return {
@@ -38,6 +39,7 @@ async def conversation_detail(store: Store, conversation: ConversationRow, histo
             }
             for m in history
         ],
+        "message_count": total,  # more than len(messages) when only the latest history_limit are shown
         "events": [{"type": t, "data": d, "at": at.isoformat()} for t, d, at in events],
         "other_conversations": [
             {

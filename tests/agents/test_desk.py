@@ -177,6 +177,7 @@ async def test_detail_shows_profile_identities_context_history_events(desk: Agen
         ("out", "Looking into it"),
     ]
     assert detail["events"][0]["type"] == "handoff"
+    assert detail["message_count"] == 2
     assert detail["conversation"]["assigned_agent"] == "anna"
 
 
