@@ -134,6 +134,7 @@ class Result:
     seconds: float
     latencies_ms: list[float]
     errors: int
+    cpu_ms_per_msg: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -244,55 +245,93 @@ async def wait_ready(base: str, session: aiohttp.ClientSession, process: subproc
     raise RuntimeError(f"server at {base} did not become ready")
 
 
-async def measure(name: str, args: argparse.Namespace) -> list[Result]:
-    port = free_port()
-    folder = tempfile.mkdtemp(prefix="voicegate-bench-")
-    command = [sys.executable, __file__, "--serve", name, "--port", str(port), "--folder", folder, "--bot", args.bot]
-    process = subprocess.Popen(command, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """One server process (bare or gateway) and the load aimed at it."""
+
+    def __init__(self, name: str, args: argparse.Namespace) -> None:
+        self.name = name
+        self.port = free_port()
+        self.folder = tempfile.mkdtemp(prefix="voicegate-bench-")
+        command = [sys.executable, __file__, "--serve", name, "--port", str(self.port), "--folder", self.folder,
+                   "--bot", args.bot]
+        self.process = subprocess.Popen(command, cwd=REPO)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.load: Load | None = None
+
+    async def phase(self, run) -> Result:  # type: ignore[no-untyped-def]
+        before = cpu_seconds(self.process.pid)
+        result = await run(self.name, self.load)
+        result.cpu_ms_per_msg = (cpu_seconds(self.process.pid) - before) * 1000 / max(1, len(result.latencies_ms))
+        return result
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+async def measure_all(args: argparse.Namespace) -> list[Result]:
+    """Both servers up at once; saturation rounds alternate between them, so background load on
+    this machine hits both alike; then the fixed-rate phase for each."""
+    servers = [Server("bare", args), Server("gateway", args)]
+    results: list[Result] = []
     try:
         connector = aiohttp.TCPConnector(limit=max(args.concurrency, 256))
         async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_ready(base, session, process)
-            load = Load(base, session, args.customers)
-            await saturate(name, load, args.warmup, args.concurrency)  # warm-up: connections, caches
-            results = [await saturate(name, load, args.messages, args.concurrency)]
-            await asyncio.sleep(0.5)
-            results.append(await fixed_rate(name, load, args.rate, args.seconds))
-        return results
+            for server in servers:
+                await wait_ready(server.base, session, server.process)
+                server.load = Load(server.base, session, args.customers)
+                await saturate(server.name, server.load, args.warmup, args.concurrency)  # connections, caches
+            for _ in range(args.rounds):
+                for server in servers:
+                    results.append(await server.phase(lambda n, l: saturate(n, l, args.messages, args.concurrency)))
+                    await asyncio.sleep(0.3)
+            for server in servers:
+                results.append(await server.phase(lambda n, l: fixed_rate(n, l, args.rate, args.seconds)))
+                await asyncio.sleep(0.3)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for server in servers:
+            server.stop()
+    return results
 
 
 def report(results: list[Result]) -> None:
-    print(f"\n{'server':<8} {'phase':<12} {'msgs':>6} {'errors':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"\n{'server':<8} {'phase':<12} {'msgs':>6} {'errors':>6} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/msg':>11}")
     for r in results:
-        print(f"{r.name:<8} {r.phase:<12} {len(r.latencies_ms):>6} {r.errors:>6} {r.rate:>8.0f} {r.pct(0.50):>8.2f} {r.pct(0.99):>8.2f}")
-    by = {(r.name, r.phase): r for r in results}
-    gw, bare = by[("gateway", "saturation")], by[("bare", "saturation")]
-    ratio = gw.rate / bare.rate if bare.rate else float("nan")
+        print(f"{r.name:<8} {r.phase:<12} {len(r.latencies_ms):>6} {r.errors:>6} {r.rate:>8.0f} {r.pct(0.50):>8.2f} "
+              f"{r.pct(0.99):>8.2f} {r.cpu_ms_per_msg:>11.3f}")
+    sat = {name: [r for r in results if r.name == name and r.phase == "saturation"] for name in ("bare", "gateway")}
+    ratios = [g.rate / b.rate for g, b in zip(sat["gateway"], sat["bare"]) if b.rate]
+    cpu = {name: statistics.median(r.cpu_ms_per_msg for r in rs) for name, rs in sat.items()}
     fixed = next(r for r in results if r.name == "gateway" and r.phase.startswith("fixed"))
-    print(f"\nratio gateway/bare (saturation msg/s): {ratio:.2f}  (target >= 0.65)")
-    print(f"gateway p99 at {fixed.phase.split()[1]}: {fixed.pct(0.99):.2f} ms  (target <= 25 ms)")
-    print(f"gateway p50 at {fixed.phase.split()[1]}: {fixed.pct(0.50):.2f} ms")
+    fixed_bare = next(r for r in results if r.name == "bare" and r.phase.startswith("fixed"))
+    print(f"\nratio gateway/bare, msg/s at saturation: median {statistics.median(ratios):.2f} "
+          f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}; target >= 0.65)")
+    print(f"server CPU per message: gateway {cpu['gateway']:.3f} ms, bare {cpu['bare']:.3f} ms "
+          f"(capacity ratio bare/gateway CPU: {cpu['bare'] / cpu['gateway']:.2f})")
+    print(f"at {fixed.phase.split()[1]}: gateway p50 {fixed.pct(0.50):.2f} ms, p99 {fixed.pct(0.99):.2f} ms "
+          f"(target <= 25 ms); bare p50 {fixed_bare.pct(0.50):.2f} ms, p99 {fixed_bare.pct(0.99):.2f} ms")
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    print(f"gateway bot: {args.bot}; {args.messages} messages at concurrency {args.concurrency} over {args.customers} customers, "
-          f"then {args.rate:.0f} msg/s for {args.seconds:.0f} s; CPUs: {os.cpu_count()}")
-    results: list[Result] = []
-    for name in ("bare", "gateway"):
-        results += await measure(name, args)
-    report(results)
+    print(f"gateway bot: {args.bot}; {args.rounds} x {args.messages} messages at concurrency {args.concurrency} over "
+          f"{args.customers} customers, then {args.rate:.0f} msg/s for {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+    report(await measure_all(args))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=6000)
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--customers", type=int, default=500)

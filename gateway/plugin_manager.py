@@ -220,10 +220,14 @@ class Notifier:
         self._timeout_s = timeout_s
         self._tasks: set[asyncio.Task[None]] = set()
         self.failures = 0  # implementations that raised or timed out (statistics, tests)
+        # Plugins are fixed once the app is built; asked on every message, so computed once.
+        self._implemented = {
+            h.__name__ for h in hookspecs.ALL_HOOKS if getattr(pm.hook, h.__name__).get_hookimpls()
+        }
 
     def wanted(self, hook_name: str) -> bool:
         """True if any plugin implements ``hook_name`` (skip building events otherwise)."""
-        return bool(getattr(self._pm.hook, hook_name).get_hookimpls())
+        return hook_name in self._implemented
 
     def notify(self, calls: Sequence[tuple[str, object]]) -> None:
         """Schedule ``(hook_name, event)`` calls, run in order, after the caller's commit."""

@@ -11,14 +11,17 @@ PostgreSQL's defaults (``synchronous_commit=on``) fsync at every commit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.errors import GatewayError
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = {"sqlite+aiosqlite", "postgresql+asyncpg"}
 SqliteSync = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+T = TypeVar("T")
 
 
 class DatabaseError(GatewayError):
@@ -69,6 +73,11 @@ class Database:
 
     engine: AsyncEngine
     url: URL
+    # SQLite only: a synchronous engine driven from one dedicated thread, so a whole group-commit
+    # transaction costs one hand-off between the event loop and a thread instead of one per
+    # statement (aiosqlite's model). See :meth:`run_write`.
+    sqlite_writer: Engine | None = None
+    _writer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -109,27 +118,50 @@ class Database:
                 connect_args["server_settings"] = {"search_path": schema}
             options.update(pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args)
         engine = create_async_engine(parsed, **options)
-        if parsed.drivername.startswith("sqlite"):
-            _install_sqlite_pragmas(engine, sqlite_synchronous, busy_timeout_ms)
         db = cls(engine=engine, url=parsed)
+        if parsed.drivername.startswith("sqlite"):
+            _install_sqlite_pragmas(engine.sync_engine, sqlite_synchronous, busy_timeout_ms)
+            writer = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"), echo=echo, json_serializer=_dumps,
+                pool_size=1, max_overflow=0, connect_args={"check_same_thread": False},
+            )
+            _install_sqlite_pragmas(writer, sqlite_synchronous, busy_timeout_ms)
+            db.sqlite_writer = writer
+            db._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicegate-sqlite-writer")
         try:
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - reported with the URL, then re-raised as ours
-            await engine.dispose()
+            await db.close()
             safe = parsed.render_as_string(hide_password=True)
             raise DatabaseError(
                 f"cannot connect to the database at {safe}: {exc}. Check database.url and that the server runs."
             ) from exc
         return db
 
+    async def run_write(self, work: Callable[[Connection], T]) -> T:
+        """SQLite: run ``work(connection)`` in one transaction on the writer thread (one hand-off)."""
+        assert self.sqlite_writer is not None and self._writer_thread is not None
+        writer = self.sqlite_writer
+
+        def transaction() -> T:
+            with writer.begin() as conn:
+                return work(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, transaction)
+
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._writer_thread is not None:
+            writer, thread = self.sqlite_writer, self._writer_thread
+            self._writer_thread = None
+            await asyncio.get_running_loop().run_in_executor(thread, writer.dispose)  # type: ignore[union-attr]
+            thread.shutdown(wait=True)
 
 
-def _install_sqlite_pragmas(engine: AsyncEngine, synchronous: str, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
         # WAL: readers never block the writer and vice versa; commits append to the log.

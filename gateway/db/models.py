@@ -87,6 +87,20 @@ _last_ms = 0
 _counter = 0
 
 
+_random_pool = b""
+_random_at = 0
+
+
+def _random_bits() -> int:
+    # One urandom syscall per 512 ids instead of one per id (ids are minted on every message).
+    global _random_pool, _random_at
+    if _random_at >= len(_random_pool):
+        _random_pool, _random_at = os.urandom(4096), 0
+    chunk = _random_pool[_random_at : _random_at + 8]
+    _random_at += 8
+    return int.from_bytes(chunk, "big") & 0x3FFF_FFFF_FFFF_FFFF
+
+
 def new_id() -> str:
     """A UUIDv7-style identifier (32 hex digits): millisecond time, a counter, random bits.
 
@@ -105,7 +119,7 @@ def new_id() -> str:
         else:
             _last_ms, _counter = ms, 0
         counter = _counter
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+        rand = _random_bits()
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
     return f"{value:032x}"
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,6 +173,11 @@ def inbound_body(message: InboundMessage) -> dict[str, Any]:
 
 def outbound_body(message: OutboundMessage) -> dict[str, Any]:
     """The stored form of an outbound message (empty fields left out)."""
+    if not message.attachments and message.template is None:  # the common case, without asdict()
+        body: dict[str, Any] = {"text": message.text}
+        if message.buttons:
+            body["buttons"] = [{"title": b.title, "payload": b.payload} for b in message.buttons]
+        return body
     return {k: v for k, v in to_json(message).items() if v not in ((), [], None, "")} or {"text": ""}
 
 
@@ -266,41 +271,58 @@ class GroupCommitter:
             _settle(future, None)
 
     async def _transaction(self, ws: WriteSet) -> None:
+        if self._db.sqlite_writer is not None:  # one thread hand-off for the whole transaction
+            await self._db.run_write(lambda conn: self._apply_sync(conn, ws))
+            return
         async with self._db.engine.begin() as conn:
             await self._apply(conn, ws)
 
-    async def _apply(self, conn: AsyncConnection, ws: WriteSet) -> None:
+    def _steps(self, ws: WriteSet) -> list[tuple[str, Any, list[dict[str, Any]]]]:
         # Parents before children, so foreign keys hold at every statement.
-        if ws.customers:
-            await conn.execute(insert(customers), ws.customers)
-        if ws.identities:
-            await conn.execute(insert(identities), ws.identities)
-        if ws.profile_updates:
-            await conn.execute(self._update_profile, ws.profile_updates)
-        if ws.conversations:
-            await conn.execute(insert(conversations), ws.conversations)
-        if ws.conversation_updates:
-            await self._update_conversations(conn, ws.conversation_updates)
-        if ws.messages:
-            try:
-                await conn.execute(insert(messages), ws.messages)
-            except IntegrityError as exc:
-                raise DuplicateInbound(str(exc.orig)) from exc
-        if ws.events:
-            await conn.execute(insert(events), ws.events)
+        steps = [
+            ("insert", insert(customers), ws.customers),
+            ("insert", insert(identities), ws.identities),
+            ("insert", self._update_profile, ws.profile_updates),
+            ("insert", insert(conversations), ws.conversations),
+            ("fenced", self._update_conv, ws.conversation_updates),
+            ("messages", insert(messages), ws.messages),
+            ("insert", insert(events), ws.events),
+        ]
+        return [step for step in steps if step[2]]
 
-    async def _update_conversations(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        # The version condition fences off a writer that lost its lock: its update matches
-        # no row and the whole transaction rolls back.
-        if self._multi_rowcount or len(rows) == 1:
-            result = await conn.execute(self._update_conv, rows)
-            if result.rowcount != len(rows):
-                raise StaleConversation(f"{len(rows) - result.rowcount} conversation(s) changed concurrently")
-            return
-        for row in rows:
-            result = await conn.execute(self._update_conv, row)
-            if result.rowcount != 1:
-                raise StaleConversation(f"conversation {row['b_id']} changed concurrently (version {row['b_version']})")
+    async def _apply(self, conn: AsyncConnection, ws: WriteSet) -> None:
+        for kind, statement, rows in self._steps(ws):
+            if kind == "fenced" and not self._multi_rowcount:
+                for row in rows:
+                    _check_fence(await conn.execute(statement, row), [row])
+                continue
+            try:
+                result = await conn.execute(statement, rows)
+            except IntegrityError as exc:
+                if kind == "messages":
+                    raise DuplicateInbound(str(exc.orig)) from exc
+                raise
+            if kind == "fenced":
+                _check_fence(result, rows)
+
+    def _apply_sync(self, conn: Connection, ws: WriteSet) -> None:
+        for kind, statement, rows in self._steps(ws):
+            try:
+                result = conn.execute(statement, rows)
+            except IntegrityError as exc:
+                if kind == "messages":
+                    raise DuplicateInbound(str(exc.orig)) from exc
+                raise
+            if kind == "fenced":
+                _check_fence(result, rows)
+
+
+def _check_fence(result: Any, rows: list[dict[str, Any]]) -> None:
+    # The version condition fences off a writer that lost its lock (or read a stale cache):
+    # its update matches no row and the whole transaction rolls back.
+    if result.rowcount != len(rows):
+        ids = ", ".join(r["b_id"] for r in rows[:5])
+        raise StaleConversation(f"{len(rows) - result.rowcount} conversation(s) changed concurrently (among {ids})")
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
