@@ -95,7 +95,7 @@ def _plugins(options: argparse.Namespace) -> int:
 
     enabled: tuple[str, ...] = ()
     if Path(options.config).exists():
-        enabled = _load(options.config, check_plugins=False).plugins
+        enabled = _enabled_plugins(options.config)
         print(f"configuration: {options.config}")
     else:
         print(f"configuration: {options.config} not found; showing installed plugins only")
@@ -109,6 +109,24 @@ def _plugins(options: argparse.Namespace) -> int:
     for name in missing:
         print(f"  {name:<{width}}  enabled but NOT INSTALLED")
     return EXIT_FAILURE if missing else EXIT_OK
+
+
+def _enabled_plugins(path: str) -> tuple[str, ...]:
+    """The ``plugins:`` list of a configuration, without needing its secrets in the environment."""
+    from gateway.config_loader import parse_config
+
+    settings = parse_config(Path(path).read_text(encoding="utf-8"), file=path, environ=_Blank())
+    return settings.plugins
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    """An environment in which every variable is set (to an empty string)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return ""
 
 
 def _db_upgrade(options: argparse.Namespace) -> int:
@@ -133,6 +151,8 @@ def _run(options: argparse.Namespace) -> int:
     )
     settings = settings.model_copy(update={"server": server})
     logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.logging.level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter hides the URL
     return asyncio.run(_serve(settings))
 
 

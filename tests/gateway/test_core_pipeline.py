@@ -263,3 +263,32 @@ async def test_unknown_conversation_and_failed_delivery(tmp_path, gateway_client
     await runtime.pipeline.push(conv.id, [OutboundMessage(text="are you there?")], author="agent:anna")
     assert await runtime.store.count_messages() == before + 1  # stored even though not delivered
     assert "delivery_failed" in [t for t, _, _ in await runtime.store.events(conv.id)]
+
+
+async def test_an_old_duplicate_beyond_the_recent_ids_is_still_answered_once(tmp_path, gateway_client):
+    client, plugin, runtime = await start(tmp_path, gateway_client)
+    chat = driver(client)
+    first = await chat.say("hello", message_id="old-1")
+    await chat.say("something else")
+    runtime.pipeline.cache._recent.clear()  # as if many newer messages had pushed it out
+    assert await chat.say("hello", message_id="old-1") == first
+    assert await runtime.store.count_messages() == 4
+    assert (await chat.say("and now"))[0]["text"] == "echo: and now"
+
+
+async def test_a_write_behind_the_cache_is_fenced_and_the_turn_rerun(tmp_path, gateway_client):
+    from gateway.db.store import WriteSet
+
+    client, plugin, runtime = await start(tmp_path, gateway_client)
+    chat = driver(client)
+    await chat.say("hello")
+    [conv] = await runtime.store.conversations()
+    # another writer (the desk, another process) hands the conversation to an agent directly
+    conv.state, conv.assigned_agent = ConversationState.WITH_AGENT, "anna"
+    ws = WriteSet()
+    ws.add_conversation(conv, conv.updated_at)
+    await runtime.store.commit(ws)
+    assert await chat.say("anyone?") == []  # the cached WITH_BOT row was stale: no bot answer
+    stored = await runtime.store.conversation(conv.id)
+    assert stored.state is ConversationState.WITH_AGENT and stored.assigned_agent == "anna"
+    assert await runtime.store.count_messages(conv.id) == 3
