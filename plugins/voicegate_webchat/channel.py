@@ -35,9 +35,16 @@ class _Socket:
         self.ws = ws
         self.lock = asyncio.Lock()
 
-    async def send(self, frame: dict[str, Any]) -> None:
+    async def send(self, frame: dict[str, Any]) -> bool:
+        """Send ``frame``; False if the page has gone (what it missed stays in the history)."""
+        if self.ws.closed:
+            return False
         async with self.lock:
-            await self.ws.send_json(frame)
+            try:
+                await self.ws.send_json(frame)
+            except (ConnectionError, RuntimeError):
+                return False
+        return True
 
 
 class WebChatChannel:
@@ -53,6 +60,7 @@ class WebChatChannel:
         self._limits = Limits(settings.max_upload_bytes, settings.max_text_chars)
         self._sockets: dict[str, set[_Socket]] = {}
         self._pending: dict[str, deque[OutboundMessage]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
         self._page = self._render_page()
         self._assets = {name: _read_asset(name) for name in _ASSETS}
 
@@ -74,11 +82,7 @@ class WebChatChannel:
         frame = {"type": "push", "messages": messages_json(messages)}
         delivered = False
         for socket in list(self._sockets.get(recipient, ())):
-            try:
-                await socket.send(frame)
-                delivered = True
-            except (ConnectionError, RuntimeError) as exc:  # closing socket: try the others
-                log.info("web chat push to a closing socket failed: %s", exc)
+            delivered = await socket.send(frame) or delivered
         if delivered:
             return
         if self.settings.pending_per_session == 0:
@@ -87,6 +91,11 @@ class WebChatChannel:
         queue.extend(messages)
 
     async def close(self) -> None:
+        """Let the sockets' workers finish their messages (briefly), then close every page."""
+        if self._workers:
+            _, late = await asyncio.wait(list(self._workers), timeout=5.0)
+            for task in late:
+                task.cancel()
         for sockets in list(self._sockets.values()):
             for socket in list(sockets):
                 with contextlib.suppress(Exception):
@@ -124,11 +133,15 @@ class WebChatChannel:
                                    max_msg_size=self.settings.max_upload_bytes * 4 // 3 + 256 * 1024)
         await ws.prepare(request)
         socket = _Socket(ws)
-        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=32)
+        frames: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        room = asyncio.Semaphore(32)  # frames read ahead of the worker: a flooding page waits
         state: dict[str, str] = {}
         # Frames are handled in order by one worker while this loop keeps reading, so pings
-        # and pongs flow even while a voice note is being verified.
-        worker = asyncio.create_task(self._work(socket, frames, state), name="voicegate-webchat-socket")
+        # and pongs flow even while a voice note is being verified. The worker outlives the
+        # socket: a message the page sent just before closing is still stored and answered.
+        worker = asyncio.create_task(self._work(socket, frames, room, state), name="voicegate-webchat-socket")
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -137,25 +150,29 @@ class WebChatChannel:
                     except FrameProblem as exc:
                         await socket.send(exc.frame())
                         continue
-                    await frames.put(frame)
+                    await room.acquire()
+                    frames.put_nowait(frame)
                 elif msg.type is WSMsgType.BINARY:
                     await socket.send(FrameProblem("binary frames are not understood",
                                                    "Send JSON text frames; files go base64 in 'attachments'").frame())
         finally:
-            await frames.put(None)
-            with contextlib.suppress(Exception):
-                await worker
+            # Synchronous on purpose: aiohttp may cancel this handler once the connection is gone.
+            frames.put_nowait(None)
             session = state.get("session")
             if session:
                 self._forget_socket(session, socket)
         return ws
 
-    async def _work(self, socket: _Socket, frames: "asyncio.Queue[dict[str, Any] | None]", state: dict[str, str]) -> None:
+    async def _work(self, socket: _Socket, frames: "asyncio.Queue[dict[str, Any] | None]", room: asyncio.Semaphore,
+                    state: dict[str, str]) -> None:
         while (frame := await frames.get()) is not None:
             try:
                 await self._handle(socket, frame, state)
-            except (ConnectionError, RuntimeError):
-                return  # the page went away; the messages are stored anyway
+            finally:
+                room.release()
+        session = state.get("session")
+        if session:
+            self._forget_socket(session, socket)  # a hello handled after the socket closed
 
     async def _handle(self, socket: _Socket, frame: dict[str, Any], state: dict[str, str]) -> None:
         kind = frame["type"]
@@ -167,8 +184,8 @@ class WebChatChannel:
             await socket.send({"type": "ready", "session": session, "max_upload_bytes": self.settings.max_upload_bytes,
                                "max_text_chars": self.settings.max_text_chars})
             pending = self._pending.pop(session, None)
-            if pending:
-                await socket.send({"type": "push", "messages": messages_json(list(pending))})
+            if pending and not await socket.send({"type": "push", "messages": messages_json(list(pending))}):
+                self._pending[session] = pending  # gone again: keep them for the next visit
             return
         if kind != "message":
             await socket.send(FrameProblem(f"unknown frame type {kind!r}", "Send 'hello' or 'message'").frame())
