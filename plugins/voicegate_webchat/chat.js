@@ -18,7 +18,8 @@
       noMic: "This browser cannot record audio here. Try a recent Chrome, Firefox or Safari (the page must be opened over https or on localhost).",
       micDenied: "I couldn't use the microphone. Allow microphone access for this page and tap the microphone again.",
       tooShort: "That recording was too short. Tap the microphone, speak, then tap it again to send.",
-      record: "Record a voice note", stop: "Stop and send",
+      record: "Record a voice note", stop: "Stop and send", recordingHint: "tap the mic to send",
+      welcome: "Say hello, ask for our opening hours or your balance, or talk to an agent.",
     },
     it: {
       placeholder: "Scrivi un messaggio…", connecting: "connessione…", online: "online", offline: "riconnessione…",
@@ -26,7 +27,8 @@
       noMic: "Questo browser non può registrare audio qui. Prova un Chrome, Firefox o Safari recente (la pagina deve essere aperta in https o su localhost).",
       micDenied: "Non ho potuto usare il microfono. Consenti l'accesso al microfono per questa pagina e tocca di nuovo il microfono.",
       tooShort: "La registrazione era troppo breve. Tocca il microfono, parla, poi toccalo di nuovo per inviare.",
-      record: "Registra un messaggio vocale", stop: "Ferma e invia",
+      record: "Registra un messaggio vocale", stop: "Ferma e invia", recordingHint: "tocca il mic per inviare",
+      welcome: "Saluta, chiedi gli orari o il tuo saldo, oppure parla con un operatore.",
     },
   }[lang];
 
@@ -38,9 +40,12 @@
   const recordButton = $("record-button");
   const timer = $("recording-timer");
   const status = $("status");
+  const recordingHint = $("recording-hint");
   document.documentElement.lang = lang;
   input.placeholder = T.placeholder;
   recordButton.title = T.record;
+  recordingHint.textContent = T.recordingHint;
+  $("welcome").textContent = T.welcome;
 
   // ------------------------------------------------------------------ connection
 
@@ -297,6 +302,7 @@
     recordButton.title = T.stop;
     form.classList.add("is-recording");
     timer.hidden = false;
+    recordingHint.hidden = false;
     timer.textContent = "0:00";
     tick = setInterval(() => { timer.textContent = formatSeconds((performance.now() - startedAt) / 1000); }, 200);
     autoStop = setTimeout(stopRecording, MAX_RECORDING_S * 1000);
@@ -316,6 +322,7 @@
     recordButton.title = T.record;
     form.classList.remove("is-recording");
     timer.hidden = true;
+    recordingHint.hidden = true;
     const blob = new Blob(chunks, { type: (recorder && recorder.mimeType) || mimeType || "audio/webm" });
     recorder = null;
     recordState = "idle";
