@@ -14,7 +14,7 @@
   const T = {
     en: {
       placeholder: "Type a message…", connecting: "connecting…", online: "online", offline: "reconnecting…",
-      voiceNote: "Voice note", file: "File", tooLarge: (mb) => `That file is too large: the limit is ${mb} MB. Send a shorter recording or a smaller file.`,
+      voiceNote: "Voice note", file: "File", tooLarge: (limit) => `That file is too large: the limit is ${limit}. Send a shorter recording or a smaller file.`,
       noMic: "This browser cannot record audio here. Try a recent Chrome, Firefox or Safari (the page must be opened over https or on localhost).",
       micDenied: "I couldn't use the microphone. Allow microphone access for this page and tap the microphone again.",
       tooShort: "That recording was too short. Tap the microphone, speak, then tap it again to send.",
@@ -23,7 +23,7 @@
     },
     it: {
       placeholder: "Scrivi un messaggio…", connecting: "connessione…", online: "online", offline: "riconnessione…",
-      voiceNote: "Messaggio vocale", file: "File", tooLarge: (mb) => `Il file è troppo grande: il limite è ${mb} MB. Invia una registrazione più breve o un file più piccolo.`,
+      voiceNote: "Messaggio vocale", file: "File", tooLarge: (limit) => `Il file è troppo grande: il limite è ${limit}. Invia una registrazione più breve o un file più piccolo.`,
       noMic: "Questo browser non può registrare audio qui. Prova un Chrome, Firefox o Safari recente (la pagina deve essere aperta in https o su localhost).",
       micDenied: "Non ho potuto usare il microfono. Consenti l'accesso al microfono per questa pagina e tocca di nuovo il microfono.",
       tooShort: "La registrazione era troppo breve. Tocca il microfono, parla, poi toccalo di nuovo per inviare.",
@@ -199,6 +199,9 @@
   }
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
+  function humanSize(n) { // binary units, as the gateway's messages
+    return n >= 1048576 ? `${(n / 1048576).toFixed(1).replace(/\.0$/, "")} MB` : `${Math.max(1, Math.round(n / 1024))} KB`;
+  }
   function capitalise(s) { return s ? s[0].toUpperCase() + s.slice(1) : s; }
   function formatSeconds(s) { const t = Math.floor(s); return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`; }
 
@@ -234,7 +237,7 @@
 
   async function sendBlob(blob, kind, { filename = null, duration = null, label }) {
     if (blob.size > MAX_UPLOAD) {
-      addBubble({ role: "system", text: T.tooLarge(+(MAX_UPLOAD / 1_000_000).toFixed(1)) });
+      addBubble({ role: "system", text: T.tooLarge(humanSize(MAX_UPLOAD)) });
       return;
     }
     const mime = blob.type || (kind === "audio" ? "audio/webm" : "application/octet-stream");

@@ -108,16 +108,16 @@ def _attachment(item: Any, client_id: str, limits: Limits) -> Attachment:
     encoded = item.get("data_base64")
     if not isinstance(encoded, str) or not encoded:
         raise FrameProblem("the attachment has no data", "Send the file's bytes base64-encoded", client_id)
-    mb = limits.max_upload_bytes / 1_000_000
+    limit = human_size(limits.max_upload_bytes)
     if len(encoded) * 3 // 4 > limits.max_upload_bytes + 2:
-        raise FrameProblem(f"the file is too large (at most {mb:g} MB)", "Send a shorter recording or a smaller file",
+        raise FrameProblem(f"the file is too large (at most {limit})", "Send a shorter recording or a smaller file",
                            client_id)
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise FrameProblem("the attachment is not valid base64", "Encode the bytes with standard base64", client_id) from None
     if len(data) > limits.max_upload_bytes:
-        raise FrameProblem(f"the file is too large (at most {mb:g} MB)", "Send a shorter recording or a smaller file",
+        raise FrameProblem(f"the file is too large (at most {limit})", "Send a shorter recording or a smaller file",
                            client_id)
     duration = item.get("duration_s")
     if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0:
@@ -125,6 +125,13 @@ def _attachment(item: Any, client_id: str, limits: Limits) -> Attachment:
     filename = item.get("filename") if isinstance(item.get("filename"), str) else None
     return Attachment(kind=AttachmentKind(kind), mime=mime.strip().lower()[:100], data=data,
                       duration_s=float(duration) if duration is not None else None, filename=filename)
+
+
+def human_size(size: int) -> str:
+    """``5242880`` -> ``"5 MB"``, ``2048`` -> ``"2 KB"`` (binary units, as the page shows them)."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+    return f"{max(1, round(size / 1024))} KB"
 
 
 def messages_json(messages: Sequence[OutboundMessage]) -> list[dict[str, Any]]:

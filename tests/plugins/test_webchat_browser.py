@@ -104,3 +104,28 @@ async def test_the_record_button_sends_a_webm_voice_note(demo_settings, gateway_
     (attachment,) = inbound[0].body["attachments"]
     assert attachment["kind"] == "audio" and attachment["mime"].startswith("audio/webm")
     await context.close()
+
+
+async def test_file_upload_and_the_page_side_size_limit(demo_settings, gateway_client, browser, tmp_path) -> None:
+    client = await gateway_client(demo_settings(channels={"webchat": {"max_upload_bytes": 4096}}))
+    context = await browser.new_context(locale="it-IT")
+    page = await context.new_page()
+    await page.goto(f"http://{client.host}:{client.port}/channels/webchat/")
+    await page.wait_for_selector("#status[data-state='online']")
+    assert await page.get_attribute("#message-input", "placeholder") == "Scrivi un messaggio…"
+
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"%PDF" + bytes(8000))
+    await page.set_input_files("#file-input", str(big))
+    await page.wait_for_selector(".bubble.system")
+    assert (await page.inner_text(".bubble.system")).startswith("Il file è troppo grande: il limite è 4 KB.")
+    assert await page.locator(".bubble.customer").count() == 0  # nothing was sent
+
+    small = tmp_path / "ricevuta.pdf"
+    small.write_bytes(b"%PDF-1.4 tiny")
+    await page.set_input_files("#file-input", str(small))
+    await expect(page.locator(".bubble.bot")).to_have_count(1)
+    assert await page.inner_text(".bubble.customer") == "File: ricevuta.pdf"
+    # The page speaks Italian, but a file says nothing about the language: the bot's default (English) answers.
+    assert await page.inner_text(".bubble.bot") == "I can't read files here. An agent can help."
+    await context.close()

@@ -81,7 +81,7 @@ async def test_voice_note_upload_and_the_size_limit(demo_settings, gateway_clien
         assert reply["type"] == "reply" and "files" in reply["messages"][0]["text"]
         big = {**note, "data_base64": base64.b64encode(bytes(4000)).decode()}
         error = await say(ws, "n2", attachments=[big])
-        assert error == {"type": "error", "in_reply_to": "n2", "error": "the file is too large (at most 0.002048 MB)",
+        assert error == {"type": "error", "in_reply_to": "n2", "error": "the file is too large (at most 2 KB)",
                          "hint": "Send a shorter recording or a smaller file"}
         # The socket stays usable after an error.
         assert (await say(ws, "n3", text="hello"))["type"] == "reply"
