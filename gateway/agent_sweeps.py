@@ -19,7 +19,7 @@ from gateway.agent_settings import AgentProfile, AgentsSettings
 from gateway.conversation import ConversationState
 from gateway.db.agent_queries import ACK_AUTHOR, AckDue
 from gateway.db.store import ConversationRow
-from gateway.errors import GatewayError, UnknownConversation
+from gateway.errors import GatewayError
 from gateway.messages import OutboundMessage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +90,7 @@ async def assign_queued(desk: "AgentDesk") -> int:
 
         try:
             await desk._fenced_change(queued.id, take)
-        except (GatewayError, UnknownConversation):  # DeskError included
+        except GatewayError:  # not allowed any more (DeskError) or gone (UnknownConversation)
             continue
         if not won:
             continue
