@@ -1,0 +1,68 @@
+"""What the voice authenticator says, in English and Italian. Short: it is read on a phone.
+
+Every prompt shows what to say as it should be said — digits as digits ("say: 4 7 2 9") — so a person can follow
+it. ``{say}`` is the digits or passphrase, ``{left}`` a count.
+"""
+
+from __future__ import annotations
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "enrol_first": "Thanks. Let's record your voiceprint: {total} short voice notes. Note 1 — say: {say}",
+        "enrol_next": "Got it, {left} more — say: {say}",
+        "enrol_redo": "{reason} Note {index} — say: {say}",
+        "enrol_done": "Your voiceprint is saved. Now one more voice note to confirm it's you — say: {say}",
+        "verify": "To continue, send a voice note — say: {say}",
+        "retry": "{reason} Please try again ({left} left) — say: {say}",
+        "unusable": "{reason} Say: {say}",
+        "reminder_note": "Please send a voice note (hold or tap the microphone) — say: {say}",
+        "reminder_consent": "Please choose Accept or Decline to continue.",
+        "declined": "No problem. Nothing was stored. An agent can help you with this instead.",
+        "locked": ("I couldn't verify your voice, so voice checks are paused for your account for a while. "
+                   "I'm passing you to an agent here in the chat."),
+        "locked_now": ("Voice checks are paused for your account for a while after failed attempts. "
+                       "I'm passing you to an agent here in the chat."),
+        "verified": "Thanks, it's you.",
+        "busy": "Sorry, I couldn't check that note right now. Please send it again in a moment.",
+        "agent": "Sure, I'm passing you to an agent here in the chat.",
+        "no_match": "That didn't match your voiceprint.",
+        "wrong_words": "I didn't hear the requested words.",
+        "replay": "That recording was already used; please record a new note.",
+        "reenrol": "Your voiceprint needs to be recorded again.",
+    },
+    "it": {
+        "enrol_first": "Grazie. Registriamo la tua impronta vocale: {total} brevi messaggi vocali. Messaggio 1 — di': {say}",
+        "enrol_next": "Ricevuto, ancora {left} — di': {say}",
+        "enrol_redo": "{reason} Messaggio {index} — di': {say}",
+        "enrol_done": "Impronta vocale salvata. Ora un ultimo vocale per confermare che sei tu — di': {say}",
+        "verify": "Per continuare, invia un messaggio vocale — di': {say}",
+        "retry": "{reason} Riprova (ancora {left}) — di': {say}",
+        "unusable": "{reason} Di': {say}",
+        "reminder_note": "Invia un messaggio vocale (tieni premuto o tocca il microfono) — di': {say}",
+        "reminder_consent": "Scegli Accetto o Rifiuto per continuare.",
+        "declined": "Nessun problema, non ho salvato nulla. Un operatore può aiutarti.",
+        "locked": ("Non sono riuscito a verificare la tua voce, quindi le verifiche vocali sono sospese per un po'. "
+                   "Ti passo a un operatore qui in chat."),
+        "locked_now": ("Le verifiche vocali del tuo account sono sospese per un po' dopo alcuni tentativi falliti. "
+                       "Ti passo a un operatore qui in chat."),
+        "verified": "Grazie, sei tu.",
+        "busy": "Non riesco a controllare il messaggio in questo momento. Rimandalo tra poco.",
+        "agent": "Certo, ti passo a un operatore qui in chat.",
+        "no_match": "La voce non corrisponde alla tua impronta vocale.",
+        "wrong_words": "Non ho sentito le parole richieste.",
+        "replay": "Questa registrazione è già stata usata; registra un nuovo messaggio.",
+        "reenrol": "La tua impronta vocale va registrata di nuovo.",
+    },
+}
+
+ACCEPT_WORDS = frozenset({"yes", "y", "ok", "okay", "accept", "agree", "si", "sì", "accetto", "accetta", "va bene"})
+DECLINE_WORDS = frozenset({"no", "n", "decline", "refuse", "rifiuto", "rifiuta", "non accetto"})
+
+
+def language_of(language: str | None) -> str:
+    """The customer's language if we have texts for it, else English."""
+    return language if language in TEXTS else "en"
+
+
+def text(language: str | None, key: str, **values: object) -> str:
+    return TEXTS[language_of(language)][key].format(**values)

@@ -1,0 +1,1 @@
+"""Helpers shared by test folders: real speech assembled from ../shared/audio, encoded as customers send it."""
