@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.agent_settings import AgentsSettings
 from gateway.auth_gate import AuthGate
-from gateway.components import Authenticator, Bot, BotReply, BotTurn, Channel, Handoff
+from gateway.components import Authenticator, Bot, BotReply, BotTurn, Channel
 from gateway.conversation import ConversationState
 from gateway.db.models import new_id
 from gateway.db.store import (
