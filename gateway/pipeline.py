@@ -15,12 +15,11 @@ messages of one conversation never interleave their writes.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 
@@ -125,8 +124,6 @@ class Pipeline:
         for name, value in (("sender", message.sender), ("message_id", message.message_id)):
             if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
                 raise InboundRejected(f"'{name}' must be a non-empty string of at most {MAX_ID_LENGTH} characters")
-        if message.received_at is None:
-            message = replace(message, received_at=self.clock())
         use_cache = True
         for attempt in range(1, TURN_ATTEMPTS + 1):
             customer_id = await self.store.customer_for(message.channel, message.sender)
@@ -413,15 +410,32 @@ class Pipeline:
             raise UnknownConversation(f"no conversation with id '{conversation_id}'; check the id (list conversations first)")
         return conv
 
-    @contextlib.asynccontextmanager
-    async def _hold(self, key: str) -> AsyncIterator[None]:
+    def _hold(self, key: str) -> "_Hold":
+        """The sequencer's hold on ``key``, re-entrant within one task (see ``_held``)."""
+        return _Hold(self.sequencer, key)
+
+
+class _Hold:
+    """``async with``: hold ``key`` unless this task already does (a plain class: it runs on every message)."""
+
+    __slots__ = ("_sequencer", "_key", "_inner", "_token")
+
+    def __init__(self, sequencer: Sequencer, key: str) -> None:
+        self._sequencer, self._key = sequencer, key
+        self._inner: Any = None
+        self._token: Any = None
+
+    async def __aenter__(self) -> None:
         held = _held.get()
-        if key in held:
-            yield
+        if self._key in held:
             return
-        async with self.sequencer.hold(key):
-            token = _held.set(held | {key})
-            try:
-                yield
-            finally:
-                _held.reset(token)
+        inner = self._sequencer.hold(self._key)
+        await inner.__aenter__()
+        self._inner = inner
+        self._token = _held.set(held | {self._key})
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._inner is None:
+            return
+        _held.reset(self._token)
+        await self._inner.__aexit__(*exc)

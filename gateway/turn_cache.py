@@ -17,8 +17,9 @@ a message reaches this process.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from gateway.db.store import ConversationRow, CustomerRow
 
@@ -43,9 +44,9 @@ class TurnCache:
         self._rows.move_to_end(customer_id)
         self.hits += 1
         customer, conversation = entry
-        customer_copy = replace(customer, profile=_copy(customer.profile))
-        conv_copy = replace(conversation, context=_copy(conversation.context)) if conversation else None
-        return customer_copy, conv_copy
+        return _clone(customer, profile=_copy(customer.profile)), (
+            _clone(conversation, context=_copy(conversation.context)) if conversation else None
+        )
 
     def put(self, customer: CustomerRow, conversation: ConversationRow | None) -> None:
         """Remember the rows as committed (a closed conversation is remembered as none open)."""
@@ -77,3 +78,10 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+def _clone(row: T, **changes: Any) -> T:
+    # dataclasses.replace() re-runs __init__ with every field; this hot path only needs a copy.
+    clone = object.__new__(type(row))
+    clone.__dict__.update(row.__dict__, **changes)
+    return clone
