@@ -127,10 +127,10 @@ class VoiceAuthenticator:
         if await self.vault.is_replay(customer, note.embedding, note.audio_sha256):
             await self._audit(session, "enrol", AuditDecision.UNUSABLE, "replay")
             return self._prompt(lang, "unusable", state, reason=texts.text(lang, "replay"))
+        await self._remember(customer, note, audio.data)  # even when refused below: no note is sent twice
         if not content_ok:
             await self._audit(session, "enrol", AuditDecision.UNUSABLE, "wrong_words")
             return self._prompt(lang, "unusable", state, reason=texts.text(lang, "wrong_words"))
-        await self._remember(customer, note, audio.data)
         count = await self.vault.add_enrolment_note(customer, note)
         await self._audit(session, "enrol", AuditDecision.ACCEPTED, "note")
         need = self.settings.enrol_notes
