@@ -75,6 +75,10 @@ class AsyncEngine:
         """:meth:`Engine.check_note` in the pool."""
         return await self._run(self.engine.check_note, data, mime)
 
+    async def check_enrolment_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
+        """:meth:`Engine.check_enrolment_note` in the pool."""
+        return await self._run(self.engine.check_enrolment_note, data, mime)
+
     async def enrol(self, notes: Sequence[NoteEmbedding]) -> Voiceprint:
         """:meth:`Engine.enrol` in the pool."""
         return await self._run(self.engine.enrol, list(notes))

@@ -112,3 +112,20 @@ def degrade(samples: np.ndarray, condition: str, *, seed: int = 0, key: str = ""
     except KeyError:
         raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}") from None
     return apply(np.asarray(samples, dtype=np.float32), _rng(seed, f"{condition}:{key}"))
+
+
+# Enrolment augmentation: each enrolment note is also embedded under these conditions and the template averages
+# them, so a voiceprint made from clean notes still matches notes from noisy, echoing rooms and low-bit-rate apps.
+# Deliberately generic (white noise, a mid-size room, a common app codec); the benchmarks report conditions outside
+# this family (phone band + AMR, pink noise) to show it is not fitted to them.
+ENROLMENT_AUGMENTATIONS: dict[str, Condition] = {
+    "white10": lambda x, r: add_noise(x, 10, r, 0.0),
+    "reverb03": lambda x, r: reverberate(x, 0.3, r),
+    "opus16k": lambda x, r: codec_roundtrip(x, "opus16k"),
+}
+
+
+def enrolment_variants(samples: np.ndarray, *, key: str) -> list[np.ndarray]:
+    """The augmented copies of one enrolment note (deterministic per ``key``, e.g. the PCM hash)."""
+    return [augment(np.asarray(samples, dtype=np.float32), _rng(7, f"{name}:{key}"))
+            for name, augment in ENROLMENT_AUGMENTATIONS.items()]

@@ -6,11 +6,13 @@ CPU-bound and blocking: call it from worker threads (:class:`voiceprints.AsyncEn
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from voiceprints.audio import TARGET_RATE, Waveform, decode_audio
+from voiceprints.degrade import enrolment_variants
 from voiceprints.errors import AudioRejected, EnrolmentRejected, ModelMismatchError
 from voiceprints.model import EcapaModel
 from voiceprints.quality import SpeechAnalysis, analyse, gate
@@ -62,24 +64,47 @@ class Engine:
 
     def _note(self, samples: np.ndarray, analysis: SpeechAnalysis, audio_sha256: str) -> NoteEmbedding:
         # Embed speech only; fall back to the whole clip when the VAD kept too little to embed reliably.
-        speech = analysis.speech if self.settings.vad and analysis.speech_s >= 0.5 else samples
-        return NoteEmbedding(embedding=self.model.embed(speech), audio_sha256=audio_sha256,
+        return NoteEmbedding(embedding=self.model.embed(self._speech(samples, analysis)), audio_sha256=audio_sha256,
                              speech_s=analysis.speech_s, model_id=self.model.model_id,
                              model_revision=self.model.model_revision)
+
+    def _speech(self, samples: np.ndarray, analysis: SpeechAnalysis) -> np.ndarray:
+        return analysis.speech if self.settings.vad and analysis.speech_s >= 0.5 else samples
+
+    def _enrolment_embedding(self, samples: np.ndarray, analysis: SpeechAnalysis, key: str) -> np.ndarray | None:
+        if not self.settings.enrol_augment:
+            return None
+        rows = [self.model.embed(self._speech(samples, analysis))]
+        for variant in enrolment_variants(samples, key=key):
+            rows.append(self.model.embed(self._speech(variant, analyse(variant, TARGET_RATE))))
+        return l2_normalise(np.mean(rows, axis=0))
+
+    def check_enrolment_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
+        """:meth:`check_note` for an enrolment note: also embeds augmented copies (noise, room echo, app codec)
+        into ``enrolment_embedding``, which :meth:`enrol` prefers. About 4x the work of :meth:`check_note`."""
+        wave = self.decode(data, mime)
+        analysis = self._gate(wave.samples)
+        digest = wave.sha256()
+        note = self._note(wave.samples, analysis, digest)
+        return replace(note, enrolment_embedding=self._enrolment_embedding(wave.samples, analysis, digest))
 
     def check_waveform(self, wave: Waveform) -> NoteEmbedding:
         """Quality-gate decoded audio and embed its speech (raises :class:`AudioRejected`)."""
         return self._note(wave.samples, self._gate(wave.samples), wave.sha256())
 
-    def embed_samples(self, samples: np.ndarray) -> tuple[NoteEmbedding, str | None]:
-        """Embed 16 kHz samples as :meth:`check_waveform` would, but report the gate's verdict instead of raising.
-
-        For evaluation and cohort building, where every clip must get a score.
-        """
+    def embed_samples(self, samples: np.ndarray, *, enrolment: bool = False,
+                      key: str = "") -> tuple[NoteEmbedding, str | None]:
+        """Embed 16 kHz samples as :meth:`check_waveform` (or, with ``enrolment``, :meth:`check_enrolment_note`)
+        would, but report the gate's verdict instead of raising. For evaluation, where every clip needs a score."""
+        problem = None
         try:
-            return self._note(samples, self._gate(samples), ""), None
+            analysis = self._gate(samples)
         except AudioRejected as exc:
-            return self._note(samples, analyse(samples, TARGET_RATE), ""), exc.code
+            analysis, problem = analyse(samples, TARGET_RATE), exc.code
+        note = self._note(samples, analysis, "")
+        if enrolment:
+            note = replace(note, enrolment_embedding=self._enrolment_embedding(samples, analysis, key))
+        return note, problem
 
     def check_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
         """Decode, quality-gate and embed one voice note. Raises :class:`AudioRejected` with a customer-facing reason."""
@@ -121,7 +146,9 @@ class Engine:
     def template(self, notes: Sequence[NoteEmbedding]) -> Voiceprint:
         """The length-normalised average of the notes' (unit) embeddings, without the agreement check."""
         self._check_models(*((n.model_id, n.model_revision) for n in notes))
-        template = l2_normalise(np.mean([l2_normalise(n.embedding) for n in notes], axis=0))
+        # Prefer the multi-condition embedding of each note when check_enrolment_note made one.
+        template = l2_normalise(np.mean([l2_normalise(n.embedding if n.enrolment_embedding is None
+                                                      else n.enrolment_embedding) for n in notes], axis=0))
         return Voiceprint(template=template, model_id=self.model.model_id,
                           model_revision=self.model.model_revision, notes=len(notes),
                           created_at=datetime.now(timezone.utc))

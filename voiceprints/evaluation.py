@@ -81,25 +81,29 @@ class EvaluationResult:
         return result
 
 
-def embed_file(engine: Engine, path: Path, *, condition: str = "clean", seed: int = 0) -> tuple[NoteEmbedding, str | None]:
+def embed_file(engine: Engine, path: Path, *, condition: str = "clean", seed: int = 0,
+               enrolment: bool = False) -> tuple[NoteEmbedding, str | None]:
     """Embed one file as the engine would (optionally degraded); also return the gate's verdict code (or None)."""
     wave = decode_audio(path.read_bytes(), max_bytes=50_000_000)
-    samples = degrade(wave.samples, condition, seed=seed, key=path.name) if condition != "clean" else wave.samples
-    return engine.embed_samples(samples)
+    samples = (degrade(wave.samples, condition, seed=seed, key=f"{path.parent.name}/{path.name}")
+               if condition != "clean" else wave.samples)
+    return engine.embed_samples(samples, enrolment=enrolment, key=wave.sha256())
 
 
 def evaluate(engine: Engine, trials: Sequence[Trial], audio_root: str | Path, *, condition: str = "clean",
              seed: int = 0, progress: Progress | None = None) -> EvaluationResult:
-    """Score every trial; ``condition`` degrades the *test* notes (enrolment stays clean, as in the product)."""
+    """Score every trial; ``condition`` degrades the *test* notes (enrolment stays clean, as in the product, and is
+    embedded like :meth:`Engine.check_enrolment_note` does)."""
     root = Path(audio_root)
-    wanted = sorted({(f, "clean") for t in trials for f in t.enroll} | {(t.test, condition) for t in trials})
+    wanted = sorted({(f, "enrol") for t in trials for f in t.enroll} | {(t.test, condition) for t in trials})
     notes: dict[tuple[str, str], NoteEmbedding] = {}
     verdicts: dict[str, int] = {}
     for index, (name, cond) in enumerate(wanted):
         path = root / name
         if not path.is_file():
             raise VoiceprintError(f"{path} is listed in the trials but does not exist (check --audio-root).")
-        note, problem = embed_file(engine, path, condition=cond, seed=seed)
+        note, problem = embed_file(engine, path, condition="clean" if cond == "enrol" else cond, seed=seed,
+                                   enrolment=cond == "enrol")
         notes[(name, cond)] = note
         if problem is not None and cond == condition:
             verdicts[problem] = verdicts.get(problem, 0) + 1
@@ -109,7 +113,7 @@ def evaluate(engine: Engine, trials: Sequence[Trial], audio_root: str | Path, *,
     templates: dict[tuple[str, ...], object] = {}
     for i, trial in enumerate(trials):
         if trial.enroll not in templates:
-            templates[trial.enroll] = engine.template([notes[(f, "clean")] for f in trial.enroll])
+            templates[trial.enroll] = engine.template([notes[(f, "enrol")] for f in trial.enroll])
         scores[i] = engine.score(templates[trial.enroll], notes[(trial.test, condition)])[1]  # type: ignore[arg-type]
     return EvaluationResult(scores, np.array([t.target for t in trials]), verdicts)
 

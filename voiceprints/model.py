@@ -90,6 +90,8 @@ class EcapaModel:
 
     ``encoder`` is SpeechBrain's ``EncoderClassifier`` (kept for the reference path in benchmarks); :meth:`embed`
     calls its modules directly under ``torch.inference_mode`` (no padding masks, no autograd bookkeeping).
+    ``precision="bf16"`` runs the TDNN under bfloat16 autocast (oneDNN kernels on CPUs with AVX512-BF16/AMX): about
+    1.3-1.6x faster here, embeddings within cosine 0.9999 of fp32; features and pooling statistics stay float32.
     Thread-safe for inference: the modules are in eval mode and never mutated.
     """
 
@@ -97,6 +99,7 @@ class EcapaModel:
     model_dir: Path
     model_id: str = MODEL_ID
     model_revision: str = MODEL_REVISION
+    precision: str = "fp32"
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """192-dim L2-normalised float32 embedding of 16 kHz mono float32 samples."""
@@ -109,7 +112,12 @@ class EcapaModel:
         with torch.inference_mode():
             feats = mods.compute_features(wav)
             feats = mods.mean_var_norm(feats, torch.ones(1))
-            return mods.embedding_model(feats).reshape(-1).numpy().astype(np.float32)
+            if self.precision == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    emb = mods.embedding_model(feats)
+            else:
+                emb = mods.embedding_model(feats)
+            return emb.float().reshape(-1).numpy().astype(np.float32)
 
     def embed_batch(self, batch: list[np.ndarray]) -> np.ndarray:
         """Embeddings (n, 192), L2-normalised, for clips of any lengths.
@@ -124,10 +132,20 @@ class EcapaModel:
         return out
 
 
-def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None) -> EcapaModel:
+def bf16_supported() -> bool:
+    """True when oneDNN has fast bfloat16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # pragma: no cover - older torch builds
+        return False
+
+
+def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
+               precision: str = "auto") -> EcapaModel:
     """Load the ECAPA model from a local folder, offline, after checking the pinned sha256 of every file.
 
-    ``threads`` sets torch's intra-op thread count (process-wide); ``None`` leaves it alone.
+    ``threads`` sets torch's intra-op thread count (process-wide); ``None`` leaves it alone. ``precision`` is
+    ``fp32``, ``bf16`` or ``auto`` (bf16 where the CPU has native bfloat16 support, else fp32).
 
     >>> model = load_ecapa("../shared/models/spkrec-ecapa-voxceleb")  # doctest: +SKIP
     >>> model.embed(samples).shape  # doctest: +SKIP
@@ -159,4 +177,8 @@ def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None)
     if encoder is None:  # pragma: no cover - from_hparams returns None only on broken installs
         raise ModelError(f"SpeechBrain returned no model for {directory}. {HOW_TO_GET}")
     encoder.eval()
-    return EcapaModel(encoder=encoder, model_dir=directory)
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
+    if precision == "auto":
+        precision = "bf16" if bf16_supported() else "fp32"
+    return EcapaModel(encoder=encoder, model_dir=directory, precision=precision)

@@ -60,6 +60,7 @@ class NoteEmbedding:
     speech_s: float
     model_id: str
     model_revision: str
+    enrolment_embedding: np.ndarray | None = None  # multi-condition average, from Engine.check_enrolment_note
 
     def __repr__(self) -> str:  # biometric data stays out of logs and tracebacks
         return f"NoteEmbedding(speech_s={self.speech_s:.1f}, model_revision={self.model_revision[:8]!r})"
@@ -70,14 +71,17 @@ class NoteEmbedding:
             "v": FORMAT_VERSION, "kind": "note", "embedding": _encode_vector(self.embedding),
             "audio_sha256": self.audio_sha256, "speech_s": round(float(self.speech_s), 3),
             "model_id": self.model_id, "model_revision": self.model_revision,
+            "enrolment_embedding": None if self.enrolment_embedding is None
+            else _encode_vector(self.enrolment_embedding),
         }).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "NoteEmbedding":
         """Inverse of :meth:`to_bytes`; :class:`VaultError` on anything malformed."""
         p = _loads(data, "note")
+        extra = p.get("enrolment_embedding")
         return cls(_decode_vector(p["embedding"]), str(p["audio_sha256"]), float(p["speech_s"]),
-                   str(p["model_id"]), str(p["model_revision"]))
+                   str(p["model_id"]), str(p["model_revision"]), None if extra is None else _decode_vector(extra))
 
 
 @dataclass(frozen=True)

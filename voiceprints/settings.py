@@ -37,6 +37,7 @@ class EngineSettings:
     max_clipped_fraction: float = 0.01
     min_snr_db: float = 10.0  # loud-vs-quiet frame level gap, see quality.analyse
     vad: bool = True
+    enrol_augment: bool = True  # check_enrolment_note also embeds noisy/reverberant/codec copies
 
     def __post_init__(self) -> None:
         if self.enrol_notes < 1:

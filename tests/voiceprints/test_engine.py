@@ -94,3 +94,19 @@ def test_explicit_threshold_overrides_calibration(ecapa, george_print, read_audi
     strict = Engine(ecapa, EngineSettings(threshold=0.999))
     decision = strict.verify(george_print, read_audio("passphrase-dev/george/05.wav"))
     assert not decision.accepted and decision.threshold == 0.999
+
+
+def test_enrolment_notes_carry_a_multi_condition_embedding(engine, read_audio):
+    notes = [engine.check_enrolment_note(read_audio(f"passphrase-dev/nicolas/0{i}.wav")) for i in range(3)]
+    for note in notes:
+        assert note.enrolment_embedding is not None
+        similarity = float(note.embedding @ note.enrolment_embedding)
+        assert 0.8 < similarity < 0.9999  # the augmented copies move it, but it is still this voice
+        again = NoteEmbedding.from_bytes(note.to_bytes())
+        assert np.array_equal(again.enrolment_embedding, note.enrolment_embedding)
+    voiceprint = engine.enrol(notes)
+    plain = engine.enrol([dataclasses.replace(n, enrolment_embedding=None) for n in notes])
+    assert not np.allclose(voiceprint.template, plain.template)
+    street = read_audio("voice-notes/george-phone.amr")
+    assert engine.verify(voiceprint, read_audio("passphrase-dev/nicolas/07.wav")).accepted
+    assert not engine.verify(voiceprint, street, "audio/amr").accepted
