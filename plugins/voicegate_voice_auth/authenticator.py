@@ -179,7 +179,8 @@ class VoiceAuthenticator:
             await self._audit(session, "verify", AuditDecision.ACCEPTED, "match", band)
             return AuthStep(AuthStatus.VERIFIED, (OutboundMessage(text=texts.text(lang, "verified")),), {},
                             reason="voice verified", verified_ttl_s=self.settings.verified_ttl_s)
-        code = "replay" if replay else ("wrong_words" if not content_ok else "no_match")
+        # The customer hears the most telling reason: a replay, else the voice, else the words.
+        code = "replay" if replay else ("no_match" if not decision.accepted else "wrong_words")
         result = await self.store.record_failure(customer, now, max_attempts=self.settings.max_attempts,
                                                  lockout_s=self.settings.lockout_s)
         if result.locked(now):
