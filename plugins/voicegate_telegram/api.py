@@ -1,0 +1,97 @@
+"""A small Bot API client on the gateway's shared HTTP session.
+
+The Bot API puts the bot token in every URL path (``/bot<token>/sendMessage``) by design.
+So nothing here ever formats a URL into an error or a log line: errors name the method and
+Telegram's description, and aiohttp's own exceptions (whose text holds the URL) are replaced
+by their type name, with the token redacted from anything else that could echo it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Mapping
+
+import aiohttp
+
+from voicegate_telegram.settings import TelegramSettings
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+_MAX_RETRY_AFTER_S = 10
+
+
+class TelegramError(Exception):
+    """A Bot API call failed; the message names the method and Telegram's description, never the token."""
+
+
+class BotApi:
+    """``call`` a Bot API method; ``download`` a file found with ``getFile``."""
+
+    def __init__(self, http: aiohttp.ClientSession, settings: TelegramSettings) -> None:
+        self._http = http
+        self._token = settings.bot_token
+        self._api = f"{settings.api_base_url}/bot{settings.bot_token}/"
+        self._files = f"{settings.api_base_url}/file/bot{settings.bot_token}/"
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the bot token replaced, for anything that may reach a log."""
+        return text.replace(self._token, "<bot-token>")
+
+    async def call(self, method: str, params: Mapping[str, Any] | None = None, *,
+                   form: aiohttp.FormData | None = None) -> Any:
+        """The ``result`` of ``method``; retries once when Telegram asks to wait briefly (429)."""
+        for attempt in (1, 2):
+            data = await self._post(method, params, form)
+            if data.get("ok") is True:
+                return data.get("result")
+            retry_after = (data.get("parameters") or {}).get("retry_after")
+            if data.get("error_code") == 429 and isinstance(retry_after, int) and retry_after <= _MAX_RETRY_AFTER_S \
+                    and attempt == 1 and form is None:
+                await asyncio.sleep(retry_after)
+                continue
+            raise TelegramError(f"Telegram {method} failed: {self.redact(str(data.get('description', 'no description')))} "
+                                f"(error {data.get('error_code')})")
+        raise AssertionError("unreachable")
+
+    async def download(self, file_id: str, max_bytes: int) -> bytes:
+        """The bytes of ``file_id``: ``getFile`` for its path, then ``/file/bot<token>/<path>``."""
+        info = await self.call("getFile", {"file_id": file_id})
+        path, size = (info or {}).get("file_path"), (info or {}).get("file_size")
+        if not isinstance(path, str) or not path:
+            raise TelegramError("Telegram getFile answered without a file_path (the file may be over 20 MB)")
+        if isinstance(size, int) and size > max_bytes:
+            raise TelegramError(f"the file is {size} bytes; the channel accepts {max_bytes} "
+                                "(raise channels.telegram.max_file_bytes)")
+        try:
+            async with self._http.get(self._files + path, timeout=self._timeout) as response:
+                if response.status != 200:
+                    raise TelegramError(f"Telegram file download answered HTTP {response.status}")
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise TelegramError(f"the file is larger than {max_bytes} bytes "
+                                            "(raise channels.telegram.max_file_bytes)")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise TelegramError(f"Telegram file download failed: {type(exc).__name__}") from None
+
+    async def _post(self, method: str, params: Mapping[str, Any] | None, form: aiohttp.FormData | None) -> dict[str, Any]:
+        try:
+            async with self._http.post(self._api + method, json=None if form else dict(params or {}),
+                                       data=form, timeout=self._timeout) as response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                if not isinstance(data, dict):
+                    raise TelegramError(f"Telegram {method} answered HTTP {response.status} without a JSON body")
+                return data
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # str(exc) may contain the URL, and with it the token: keep only the type.
+            raise TelegramError(f"Telegram {method} failed: {type(exc).__name__}") from None

@@ -1,0 +1,156 @@
+"""The WhatsApp channel component: Meta's webhook in, Graph API messages out.
+
+Routes (relative to ``/channels/<name>``): ``GET /webhook`` answers Meta's verification
+challenge, ``POST /webhook`` takes signed deliveries. A delivery is checked and parsed, then
+answered with 200 at once (Meta retries slow webhooks); its messages are processed in the
+background, one customer's messages in order, and the pipeline's replies are sent through
+``POST /{phone-number-id}/messages``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Sequence
+
+from aiohttp import web
+
+from gateway.components import ChannelCapabilities, GatewayContext
+from gateway.errors import InboundRejected
+from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
+
+from voicegate_whatsapp.graph import GraphClient, GraphError
+from voicegate_whatsapp.lanes import RecentIds, SenderLanes
+from voicegate_whatsapp.payloads import PayloadCodec
+from voicegate_whatsapp.settings import WhatsAppSettings
+from voicegate_whatsapp.signature import HEADER, signature_problem
+from voicegate_whatsapp.wire import MAX_LIST_ROWS, MAX_LIST_TITLE, WaMessage, WebhookProblem, outgoing, parse_webhook
+
+log = logging.getLogger(__name__)
+
+_MEDIA_TYPES = {AttachmentKind.AUDIO: "audio", AttachmentKind.IMAGE: "image",
+                AttachmentKind.VIDEO: "video", AttachmentKind.FILE: "document"}
+_ROW_ID_LIMIT = 200  # list row ids hold 200 characters, reply button ids 256: one limit for both
+
+
+class WhatsAppChannel:
+    """A WhatsApp Business phone number as a VoiceGate channel."""
+
+    def __init__(self, settings: WhatsAppSettings, context: GatewayContext, *, name: str = "whatsapp") -> None:
+        self.name = name
+        self.settings = settings
+        # Up to ten choices fit a list message (row titles ≤ 24); the channel picks reply
+        # buttons when there are at most three short ones. More than ten: the core numbers them.
+        self.capabilities = ChannelCapabilities(buttons=True, max_buttons=MAX_LIST_ROWS,
+                                                max_button_title=MAX_LIST_TITLE, max_text_length=4096, audio_in=True)
+        self._context = context
+        self.graph = GraphClient(context.http, settings)
+        self._lanes = SenderLanes(f"channel {name}")
+        self._seen = RecentIds()
+        self._payloads = PayloadCodec(_ROW_ID_LIMIT)
+
+    @classmethod
+    def create(cls, settings: WhatsAppSettings, context: GatewayContext) -> "WhatsAppChannel":
+        """The factory handed to the core in the ComponentSpec."""
+        return cls(settings, context)
+
+    def routes(self) -> Sequence[web.AbstractRouteDef]:
+        return [web.get("/webhook", self.verify), web.post("/webhook", self.webhook)]
+
+    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
+        await self._send(recipient, messages)
+
+    async def idle(self) -> None:
+        """Wait until every delivery received so far is processed (for tests)."""
+        await self._lanes.idle()
+
+    async def close(self) -> None:
+        await self._lanes.drain(timeout_s=10.0)
+
+    # ----------------------------------------------------------------- handlers
+
+    async def verify(self, request: web.Request) -> web.Response:
+        """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` is ours."""
+        mode = request.query.get("hub.mode")
+        token = request.query.get("hub.verify_token", "")
+        challenge = request.query.get("hub.challenge")
+        if mode != "subscribe" or not challenge:
+            return _error(400, "expected hub.mode=subscribe and a hub.challenge",
+                          "This URL is the webhook callback; Meta calls it when you save the webhook form")
+        if not hmac.compare_digest(token.encode("utf-8"), self.settings.verify_token.encode("utf-8")):
+            return _error(403, "hub.verify_token does not match",
+                          "Type the channels.whatsapp.verify_token value into the console's 'Verify token' field")
+        return web.Response(text=challenge, content_type="text/plain")
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        problem = signature_problem(request.headers.get(HEADER), body, self.settings.app_secret)
+        if problem:
+            log.warning("WhatsApp webhook refused: %s", problem)
+            return _error(401, problem, "Meta signs each delivery with the app secret: set "
+                                        "channels.whatsapp.app_secret to the app's secret (App settings > Basic)")
+        try:
+            messages = parse_webhook(body, self.settings.phone_number_id)
+        except WebhookProblem as exc:
+            return _error(exc.status, exc.error, exc.hint)
+        accepted = 0
+        for message in messages:
+            if self._seen.claim(message.message_id):  # WhatsApp retries: the same wamid is answered once
+                self._lanes.submit(message.sender, lambda m=message: self._process(m))
+                accepted += 1
+        return web.json_response({"accepted": accepted, "duplicates": len(messages) - accepted})
+
+    # ----------------------------------------------------------------- processing
+
+    async def _process(self, message: WaMessage) -> None:
+        attachments: tuple[Attachment, ...] = ()
+        if message.media is not None:
+            try:
+                data, mime = await self.graph.fetch_media(message.media, self.settings.max_media_bytes)
+            except GraphError as exc:
+                log.warning("WhatsApp message %s: %s", message.message_id, exc)
+                await self._send(message.sender, [OutboundMessage(text=self.settings.media_failed_text)])
+                return
+            attachments = (Attachment(kind=message.media.kind, mime=mime.lower(), data=data,
+                                      filename=message.media.filename),)
+        text, button = message.text, None
+        if message.button_id is not None:
+            button = self._payloads.decode(message.button_id)
+            if button is None:  # a long payload from before a restart: the title reads like typed text
+                text = message.button_title
+        inbound = InboundMessage(channel=self.name, sender=message.sender, message_id=message.message_id,
+                                 text=text, button=button, attachments=attachments, received_at=message.received_at)
+        try:
+            replies = await self._context.inbox.receive(inbound)
+        except InboundRejected as exc:
+            log.warning("WhatsApp message %s refused by the pipeline: %s", message.message_id, exc)
+            return
+        except Exception:
+            self._seen.release(message.message_id)  # not stored: a retry may try again
+            raise
+        await self._send(message.sender, replies)
+
+    async def _send(self, to: str, messages: Sequence[OutboundMessage]) -> None:
+        for message in messages:
+            for attachment in message.attachments:
+                await self.graph.send(await self._media_body(to, attachment))
+            for body in outgoing(to, message, encode=self._payloads.encode,
+                                 list_button=self.settings.list_button_text, prompt=self.settings.choice_prompt):
+                await self.graph.send(body)
+
+    async def _media_body(self, to: str, attachment: Attachment) -> dict[str, object]:
+        kind = _MEDIA_TYPES[attachment.kind]
+        if attachment.data is not None:
+            media: dict[str, str] = {"id": await self.graph.upload(attachment.data, attachment.mime,
+                                                                  attachment.filename or f"file.{kind}")}
+        elif attachment.url:
+            media = {"link": attachment.url}
+        else:
+            raise GraphError("an outgoing attachment has neither data nor url")
+        if kind == "document" and attachment.filename:
+            media["filename"] = attachment.filename
+        return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: media}
+
+
+def _error(status: int, error: str, hint: str) -> web.Response:
+    return web.json_response({"error": error, "hint": hint}, status=status)
