@@ -53,7 +53,8 @@ def _model_dir(args: argparse.Namespace) -> str:
     return model
 
 
-def _engine(args: argparse.Namespace, *, calibrated: bool = True):
+def _scoring_engine(args: argparse.Namespace):
+    """An engine for evaluate/calibrate: they look at scores only, so no threshold (or shipped calibration) applies."""
     from voiceprints.engine import Engine
     from voiceprints.model import load_ecapa
     from voiceprints.scoring import Calibration, Cohort
@@ -61,9 +62,7 @@ def _engine(args: argparse.Namespace, *, calibrated: bool = True):
 
     model = load_ecapa(_model_dir(args), threads=args.threads)
     cohort = Cohort.load(args.cohort) if getattr(args, "cohort", None) else None
-    calibration = None
-    if not calibrated:  # calibrate: any calibration of the right kind will do, it is being replaced
-        calibration = Calibration(1.0, 0.0, {0.01: 0.0}, normalised=cohort is not None)
+    calibration = Calibration(1.0, 0.0, {0.01: 0.0}, normalised=cohort is not None, source="scores only")
     return Engine(model, EngineSettings(calibration=calibration), cohort=cohort)
 
 
@@ -95,7 +94,7 @@ def _cmd_evaluate(args: argparse.Namespace, out: TextIO) -> int:
     from voiceprints.evaluation import EvaluationResult
     from voiceprints.metrics import fmt_pct
 
-    engine = _engine(args)
+    engine = _scoring_engine(args)
     results = _evaluate_sets(args, engine)
     merged = EvaluationResult(np.concatenate([r.scores for r in results]), np.concatenate([r.labels for r in results]))
     for r in results:
@@ -123,7 +122,7 @@ def _cmd_calibrate(args: argparse.Namespace, out: TextIO) -> int:
 
     from voiceprints.scoring import fit_calibration
 
-    engine = _engine(args, calibrated=False)
+    engine = _scoring_engine(args)
     results = _evaluate_sets(args, engine)
     scores = np.concatenate([r.scores for r in results])
     labels = np.concatenate([r.labels for r in results])

@@ -6,14 +6,23 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 
+from voiceprints.errors import VoiceprintError
 from voiceprints.scoring import Calibration
 
 
 def default_calibration(normalised: bool) -> Calibration:
-    """The calibration shipped in ``voiceprints/data/calibration.json`` (fitted on the dev trial lists)."""
+    """The calibration shipped in ``voiceprints/data/calibration.json`` (cosine scoring; see its ``source``).
+
+    AS-norm scores depend on the cohort, so there is no shipped calibration for them: calibrate with your cohort.
+    """
+    if normalised:
+        raise VoiceprintError(
+            "An engine with a cohort (AS-norm scores) needs a calibration made with that cohort: run "
+            "`voicegate voiceprints calibrate --cohort COHORT.json ...` and pass "
+            "EngineSettings(calibration=Calibration.from_dict(...))."
+        )
     text = resources.files("voiceprints").joinpath("data/calibration.json").read_text()
-    data = json.loads(text)
-    return Calibration.from_dict(data["as_norm" if normalised else "cosine"])
+    return Calibration.from_dict(json.loads(text)["cosine"])
 
 
 @dataclass(frozen=True)
