@@ -138,3 +138,21 @@ async def test_agent_messages_are_pushed_or_kept_until_the_page_returns(demo_set
     async with client.ws_connect(WS) as ws:
         await hello(ws, session)
         assert (await ws.receive_json(timeout=5))["messages"][0]["text"] == "Still there?"
+
+
+async def test_without_a_pending_queue_an_offline_delivery_is_recorded_as_failed(demo_settings, gateway_client) -> None:
+    client = await gateway_client(demo_settings(channels={"webchat": {"pending_per_session": 0}}))
+    runtime = runtime_of(client)
+    async with client.ws_connect(WS) as ws:
+        session = (await hello(ws))["session"]
+        await say(ws, "f1", text="hello")
+    for _ in range(500):
+        if not runtime.channels["webchat"].connected(session):
+            break
+        await asyncio.sleep(0.01)
+    (conversation,) = await runtime.store.conversations(customer_id=await runtime.store.customer_for("webchat", session))
+    await runtime.pipeline.push(conversation.id, [OutboundMessage(text="Anyone there?")], author="agent:anna")
+    events = [kind for kind, _, _ in await runtime.store.events(conversation.id)]
+    assert "delivery_failed" in events
+    texts = [m.body.get("text") for m in await runtime.store.history(conversation.id)]
+    assert "Anyone there?" in texts  # stored all the same
