@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.conversation import ConversationState
 from gateway.db.database import Database
 from gateway.db.models import conversations, customers, events, identities, messages
+from gateway.db.sqlite_batch import BatchStatement, fenced_update_statement, insert_statement, update_by_id_statement
 from gateway.errors import GatewayError
 from gateway.messages import InboundMessage, OutboundMessage, outbound_from_json, to_json
 
@@ -184,6 +185,12 @@ def outbound_body(message: OutboundMessage) -> dict[str, Any]:
 # --------------------------------------------------------------------------- group commit
 
 
+_UPDATED_COLUMNS = (
+    "channel", "sender", "state", "context", "pending_intent", "verified_until", "assigned_agent", "updated_at",
+    "closed_at",
+)
+
+
 class GroupCommitter:
     """Commits concurrent write sets together, one transaction per batch.
 
@@ -206,10 +213,7 @@ class GroupCommitter:
                 {
                     **{
                         name: bindparam(name, type_=conversations.c[name].type)
-                        for name in (
-                            "channel", "sender", "state", "context", "pending_intent", "verified_until",
-                            "assigned_agent", "updated_at", "closed_at",
-                        )
+                        for name in _UPDATED_COLUMNS
                     },
                     "version": bindparam("new_version"),
                 }
@@ -224,6 +228,18 @@ class GroupCommitter:
             )
         )
         self._multi_rowcount = database.engine.dialect.supports_sane_multi_rowcount
+        self._sqlite: dict[str, BatchStatement] | None = None
+        if database.sqlite_writer is not None:
+            dialect = database.sqlite_writer.dialect
+            self._sqlite = {
+                "customers": insert_statement(customers, dialect),
+                "identities": insert_statement(identities, dialect),
+                "profile_updates": update_by_id_statement(customers, dialect, ["profile", "profile_fetched_at"]),
+                "conversations": insert_statement(conversations, dialect),
+                "conversation_updates": fenced_update_statement(conversations, dialect, _UPDATED_COLUMNS),
+                "messages": insert_statement(messages, dialect),
+                "events": insert_statement(events, dialect, skip=["id"]),
+            }
 
     async def commit(self, write_set: WriteSet) -> None:
         """Return once ``write_set`` is committed; raise what made its transaction fail."""
@@ -306,6 +322,24 @@ class GroupCommitter:
                 _check_fence(result, rows)
 
     def _apply_sync(self, conn: Connection, ws: WriteSet) -> None:
+        if self._sqlite is not None:  # SQLite: prepared SQL on the raw connection, same transaction
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for name in _WRITE_ORDER:
+                    rows = getattr(ws, name)
+                    if not rows:
+                        continue
+                    try:
+                        changed = self._sqlite[name].run(cursor, rows)
+                    except IntegrityError as exc:
+                        if name == "messages":
+                            raise DuplicateInbound(str(exc.orig)) from exc
+                        raise
+                    if name == "conversation_updates" and changed != len(rows):
+                        raise StaleConversation(f"{len(rows) - changed} conversation(s) changed concurrently")
+            finally:
+                cursor.close()
+            return
         for kind, statement, rows in self._steps(ws):
             try:
                 result = conn.execute(statement, rows)
@@ -315,6 +349,12 @@ class GroupCommitter:
                 raise
             if kind == "fenced":
                 _check_fence(result, rows)
+
+
+# Parents before children, so foreign keys hold at every statement.
+_WRITE_ORDER = (
+    "customers", "identities", "profile_updates", "conversations", "conversation_updates", "messages", "events",
+)
 
 
 def _check_fence(result: Any, rows: list[dict[str, Any]]) -> None:

@@ -124,3 +124,31 @@ async def test_store_on_postgres_uses_only_the_private_schema(pg_url, pg_schema)
         assert schemas == [pg_schema]
     finally:
         await db.close()
+
+
+async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path):
+    """The group committer's raw SQLite path must be indistinguishable from SQLAlchemy's."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from gateway.db.migrate import upgrade_async
+    from gateway.db.models import customers
+
+    path = tmp_path / "parity.db"
+    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
+    try:
+        await upgrade_async(db)
+        now = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=timezone.utc)
+        row = {"profile": {"name": "Zoë", "n": [1, 2]}, "profile_fetched_at": now, "created_at": now}
+        await Store(db).commit(WriteSet(customers=[{"id": "fast", **row}]))
+        async with db.engine.begin() as conn:
+            await conn.execute(insert(customers), [{"id": "slow", **row}])
+        customer, _ = await Store(db).customer("fast")
+        assert customer.profile == row["profile"] and customer.profile_fetched_at == now
+    finally:
+        await db.close()
+    with sqlite3.connect(path) as raw:
+        stored = dict((r[0], r[1:]) for r in raw.execute("SELECT * FROM customers"))
+    assert stored["fast"] == stored["slow"]
