@@ -1,0 +1,270 @@
+"""Local servers speaking the vendors' documented APIs, and a bot that reports the audio it receives.
+
+Each fake records every request (method, path, headers, body) so tests assert what the gateway
+really sent, checks credentials the way the vendor does (a wrong token gets the vendor's error),
+and serves media bytes from real recordings in ``../shared/audio/voice-notes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.components import BotReply, BotTurn, ComponentSpec
+from gateway.hookspecs import hookimpl
+from gateway.messages import Attachment, OutboundMessage
+from gateway.testing import shared_dir
+
+
+def voice_note(name: str) -> bytes:
+    """A real recording from ``<shared>/audio/voice-notes`` (e.g. ``george-whatsapp.ogg``)."""
+    path = shared_dir() / "audio" / "voice-notes" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: set VOICEGATE_SHARED_DIR to the folder holding audio/")
+    return path.read_bytes()
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeVendor:
+    """A started local server with request recording; subclasses add the vendor's routes."""
+
+    requests: list[Recorded] = field(default_factory=list)
+    server: TestServer | None = None
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def routes(self) -> list[web.RouteDef]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        app = web.Application(middlewares=[self._record])
+        app.add_routes(self.routes())
+        self.server = TestServer(app, host="127.0.0.1", port=0)
+        await self.server.start_server()
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("")).rstrip("/")
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        body = await request.read()
+        async with self._changed:
+            self.requests.append(Recorded(request.method, request.path, dict(request.headers), body))
+            self._changed.notify_all()
+        return await handler(request)
+
+    def calls(self, path_suffix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith(path_suffix)]
+
+    async def wait_for(self, path_suffix: str, count: int, timeout_s: float = 10.0) -> list[Recorded]:
+        """The first ``count`` requests to a path ending in ``path_suffix``, waiting for them."""
+        async def enough() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.calls(path_suffix)) >= count)
+        await asyncio.wait_for(enough(), timeout_s)
+        return self.calls(path_suffix)[:count]
+
+
+# --------------------------------------------------------------------------- WhatsApp
+
+
+@dataclass
+class FakeGraph(FakeVendor):
+    """Meta's Graph API for one phone number: messages, media lookup and download, uploads."""
+
+    token: str = "graph-access-token"
+    phone_number_id: str = "1098765432101"
+    version: str = "v21.0"
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def routes(self) -> list[web.RouteDef]:
+        v = f"/{self.version}"
+        return [web.post(f"{v}/{self.phone_number_id}/messages", self.send),
+                web.post(f"{v}/{self.phone_number_id}/media", self.upload),
+                web.get(f"{v}/{{media_id}}", self.media_info),
+                web.get("/whatsapp-cdn/{media_id}", self.download)]
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    @staticmethod
+    def _error(status: int, message: str, code: int) -> web.Response:
+        return web.json_response({"error": {"message": message, "type": "OAuthException", "code": code}}, status=status)
+
+    async def send(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, "Invalid OAuth access token.", 190)
+        body = await request.json()
+        return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                                  "messages": [{"id": f"wamid.out{next(self._ids)}"}]})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, "Invalid OAuth access token.", 190)
+        return web.json_response({"id": f"up{next(self._ids)}"})
+
+    async def media_info(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return self._error(401, "Invalid OAuth access token.", 190)
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            return self._error(404, "Unsupported get request.", 100)
+        data, mime = self.media[media_id]
+        return web.json_response({"messaging_product": "whatsapp", "id": media_id, "mime_type": mime,
+                                  "sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data),
+                                  "url": f"{self.base_url}/whatsapp-cdn/{media_id}"})
+
+    async def download(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):  # the media URL needs the same bearer token
+            return web.Response(status=401)
+        data, mime = self.media[request.match_info["media_id"]]
+        return web.Response(body=data, content_type=mime.split(";")[0])
+
+
+# --------------------------------------------------------------------------- Telegram
+
+
+@dataclass
+class FakeBotApi(FakeVendor):
+    """The Telegram Bot API for one bot: methods under /bot<token>/, files under /file/bot<token>/."""
+
+    token: str = "123456789:AAHfakeTokenForTestsOnly_abcdefghij"
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, bytes)
+    _ids: Any = field(default_factory=lambda: itertools.count(100))
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/bot{token}/{method}", self.method),
+                web.get("/file/bot{token}/{path:.+}", self.file)]
+
+    async def method(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        name = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        if name == "getFile":
+            if params.get("file_id") not in self.files:
+                return web.json_response({"ok": False, "error_code": 400,
+                                          "description": "Bad Request: invalid file_id"}, status=400)
+            path, data = self.files[params["file_id"]]
+            return web.json_response({"ok": True, "result": {"file_id": params["file_id"], "file_unique_id": "u1",
+                                                             "file_size": len(data), "file_path": path}})
+        if name == "answerCallbackQuery":
+            return web.json_response({"ok": True, "result": True})
+        if name.startswith("send"):
+            return web.json_response({"ok": True, "result": {"message_id": next(self._ids), "date": 1700000000,
+                                                             "chat": {"id": int(params["chat_id"]), "type": "private"}}})
+        return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"}, status=404)
+
+    async def file(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        for path, data in self.files.values():
+            if path == request.match_info["path"]:
+                return web.Response(body=data, content_type="application/octet-stream")
+        return web.Response(status=404)
+
+
+# --------------------------------------------------------------------------- Twilio
+
+
+@dataclass
+class FakeTwilio(FakeVendor):
+    """Twilio's REST API for one account: Messages.json and MMS media (redirected to storage, like Twilio)."""
+
+    account_sid: str = "AC" + "0123456789abcdef" * 2
+    auth_token: str = "twilio-auth-token-0001"
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # media sid -> (bytes, mime)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def routes(self) -> list[web.RouteDef]:
+        account = f"/2010-04-01/Accounts/{self.account_sid}"
+        return [web.post(f"{account}/Messages.json", self.create_message),
+                web.get(f"{account}/Messages/{{message}}/Media/{{media}}", self.media_resource),
+                web.get("/mms-storage/{media}", self.storage)]
+
+    def _authorised(self, request: web.Request) -> bool:
+        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return request.headers.get("Authorization") == expected
+
+    async def create_message(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        form = await request.post()
+        if not str(form.get("To", "")).startswith("+"):
+            return web.json_response({"code": 21211, "message": f"The 'To' number {form.get('To')} is not a valid "
+                                      "phone number.", "status": 400}, status=400)
+        return web.json_response({"sid": f"SM{next(self._ids):032x}", "status": "queued", "to": form["To"],
+                                  "body": form["Body"]}, status=201)
+
+    async def media_resource(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.Response(status=401)
+        raise web.HTTPTemporaryRedirect(f"/mms-storage/{request.match_info['media']}")
+
+    async def storage(self, request: web.Request) -> web.Response:
+        data, mime = self.media[request.match_info["media"]]
+        return web.Response(body=data, content_type=mime)
+
+    def media_url(self, message_sid: str, media_sid: str) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
+
+
+# --------------------------------------------------------------------------- a probe bot
+
+
+class AudioProbe:
+    """A bot that answers voice notes with what it received (and keeps them for the test)."""
+
+    name = "audio_probe"
+
+    def __init__(self) -> None:
+        self.seen: list[Attachment] = []
+
+    async def handle(self, turn: BotTurn) -> BotReply | None:
+        audio = turn.message.audio
+        if audio is None:
+            return None  # let the demo bot answer everything else
+        self.seen.append(audio)
+        size = len(audio.data) if audio.data is not None else 0
+        return BotReply(messages=(OutboundMessage(text=f"Got a voice note: {size} bytes of {audio.mime}"),))
+
+
+class ProbePlugin:
+    """Registers :class:`AudioProbe` as the bot ``audio_probe``."""
+
+    def __init__(self) -> None:
+        self.bot = AudioProbe()
+
+    @hookimpl
+    def register_bots(self, register: Any) -> None:
+        register(ComponentSpec(name="audio_probe", factory=lambda settings, context: self.bot))
