@@ -74,3 +74,13 @@ async def test_run_with_an_invalid_config_exits_2_with_file_and_line(tmp_path):
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
     assert f"{config}:3 at 'chanels': unknown key" in err.decode()
+
+
+async def test_voiceprints_commands_are_delegated_to_the_voiceprints_cli():
+    process = await asyncio.create_subprocess_exec(
+        *voicegate_command(), "voiceprints", "--help",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    assert b"voicegate voiceprints" in out and b"fetch-model" in out
