@@ -25,7 +25,8 @@ class TwilioApi:
     def __init__(self, http: aiohttp.ClientSession, settings: TwilioSmsSettings) -> None:
         self._http = http
         self._settings = settings
-        self._auth = aiohttp.BasicAuth(settings.account_sid, settings.auth_token)
+        # aiohttp drops this header when a redirect leaves the origin (Twilio media -> storage).
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token)}
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
         self._messages_url = f"{settings.api_base_url}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
 
@@ -38,7 +39,7 @@ class TwilioApi:
             form.append(("From", self._settings.from_number or ""))
         form.extend(("MediaUrl", url) for url in media_urls)
         try:
-            async with self._http.post(self._messages_url, data=form, auth=self._auth, timeout=self._timeout) as response:
+            async with self._http.post(self._messages_url, data=form, headers=self._auth, timeout=self._timeout) as response:
                 try:
                     data = await response.json(content_type=None)
                 except ValueError:
@@ -59,7 +60,7 @@ class TwilioApi:
         if not self.is_twilio_media(url):
             raise TwilioError("the media URL is not on the configured Twilio API host (channels.sms.api_base_url)")
         try:
-            async with self._http.get(url, auth=self._auth, timeout=self._timeout) as response:
+            async with self._http.get(url, headers=self._auth, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise TwilioError(f"Twilio media download answered HTTP {response.status}")
                 if response.content_length is not None and response.content_length > max_bytes:
