@@ -91,16 +91,17 @@ class WebChatChannel:
         queue.extend(messages)
 
     async def close(self) -> None:
-        """Let the sockets' workers finish their messages (briefly), then close every page."""
-        if self._workers:
-            _, late = await asyncio.wait(list(self._workers), timeout=5.0)
-            for task in late:
-                task.cancel()
+        """Close every page (they reconnect with back-off), then let the workers store what
+        the pages had already sent, briefly."""
         for sockets in list(self._sockets.values()):
             for socket in list(sockets):
                 with contextlib.suppress(Exception):
                     await socket.ws.close(code=1001, message=b"gateway shutting down")
         self._sockets.clear()
+        if self._workers:
+            _, late = await asyncio.wait(list(self._workers), timeout=5.0)
+            for task in late:
+                task.cancel()
 
     def connected(self, session: str) -> int:
         """How many pages of ``session`` are open (for tests and diagnostics)."""

@@ -156,3 +156,13 @@ async def test_without_a_pending_queue_an_offline_delivery_is_recorded_as_failed
     assert "delivery_failed" in events
     texts = [m.body.get("text") for m in await runtime.store.history(conversation.id)]
     assert "Anyone there?" in texts  # stored all the same
+
+
+async def test_closing_the_channel_closes_open_pages(demo_settings, gateway_client) -> None:
+    client = await gateway_client(demo_settings())
+    channel = runtime_of(client).channels["webchat"]
+    async with client.ws_connect(WS) as ws:
+        await hello(ws)
+        await asyncio.wait_for(channel.close(), 10)
+        closing = await ws.receive(timeout=5)
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)  # "going away": the page reconnects
