@@ -292,3 +292,29 @@ async def test_a_write_behind_the_cache_is_fenced_and_the_turn_rerun(tmp_path, g
     stored = await runtime.store.conversation(conv.id)
     assert stored.state is ConversationState.WITH_AGENT and stored.assigned_agent == "anna"
     assert await runtime.store.count_messages(conv.id) == 3
+
+
+async def test_inbox_rejects_unknown_channels_and_bad_ids_and_agents_cannot_write_to_closed(tmp_path, gateway_client):
+    from gateway.errors import InboundRejected
+    from gateway.messages import InboundMessage
+    from gateway.pipeline import ClosedConversation
+
+    client, _, runtime = await start(tmp_path, gateway_client)
+    inbox = runtime.pipeline
+    with pytest.raises(InboundRejected, match="channel 'sms' is not enabled") as info:
+        await inbox.receive(InboundMessage("sms", "alice", "m1", text="hi"))
+    assert info.value.status == 404
+    with pytest.raises(InboundRejected, match="'sender' must be a non-empty string"):
+        await inbox.receive(InboundMessage("testchat", "", "m1", text="hi"))
+    with pytest.raises(InboundRejected, match="'message_id' must be a non-empty string of at most 255"):
+        await inbox.receive(InboundMessage("testchat", "alice", "x" * 300, text="hi"))
+    assert await runtime.store.count_messages() == 0
+
+    await driver(client).say("bye")  # the bot closes the conversation
+    [conv] = await runtime.store.conversations()
+    with pytest.raises(ClosedConversation):
+        await inbox.push(conv.id, [OutboundMessage(text="late")], author="agent:anna")
+    with pytest.raises(ClosedConversation):
+        await inbox.set_agent(conv.id, "anna", author="agent:anna")
+    await inbox.close_conversation(conv.id, reason="again", author="agent:anna")  # no-op
+    assert await runtime.store.count_messages(conv.id) == 2
