@@ -20,10 +20,18 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
 _MAX_RETRY_AFTER_S = 10
+_RETRY_DELAYS_S = (0.5, 1.5, None)  # None: the last attempt
 
 
 class TelegramError(Exception):
-    """A Bot API call failed; the message names the method and Telegram's description, never the token."""
+    """A Bot API call failed; the message names the method and Telegram's description, never the token.
+
+    ``transient``: Telegram could not be reached at all, so trying again is safe.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class BotApi:
@@ -42,19 +50,32 @@ class BotApi:
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None, *,
                    form: aiohttp.FormData | None = None) -> Any:
-        """The ``result`` of ``method``; retries once when Telegram asks to wait briefly (429)."""
-        for attempt in (1, 2):
-            data = await self._post(method, params, form)
+        """The ``result`` of ``method``.
+
+        Retried (JSON calls only; a form's body is consumed) when Telegram could not be reached,
+        answered 5xx, or asked to wait at most 10 s (429 ``retry_after``): the webhook was already
+        answered, so Telegram will not redeliver and this is the reply's only chance.
+        """
+        for attempt, delay in enumerate(_RETRY_DELAYS_S, start=1):
+            try:
+                data = await self._post(method, params, form)
+            except TelegramError as exc:
+                if not exc.transient or delay is None or form is not None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
             if data.get("ok") is True:
                 return data.get("result")
             retry_after = (data.get("parameters") or {}).get("retry_after")
-            if data.get("error_code") == 429 and isinstance(retry_after, int) and retry_after <= _MAX_RETRY_AFTER_S \
-                    and attempt == 1 and form is None:
-                await asyncio.sleep(retry_after)
-                continue
-            raise TelegramError(f"Telegram {method} failed: {self.redact(str(data.get('description', 'no description')))} "
-                                f"(error {data.get('error_code')})")
-        raise AssertionError("unreachable")
+            code = data.get("error_code")
+            wait = retry_after if code == 429 and isinstance(retry_after, int) and retry_after <= _MAX_RETRY_AFTER_S \
+                else delay if isinstance(code, int) and code >= 500 else None
+            if wait is None or delay is None or form is not None:
+                raise TelegramError(f"Telegram {method} failed: "
+                                    f"{self.redact(str(data.get('description', 'no description')))} (error {code})")
+            log.info("Telegram %s answered error %s; trying again in %s s (attempt %d)", method, code, wait, attempt)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # the last delay is None: the loop returns or raises
 
     async def download(self, file_id: str, max_bytes: int) -> bytes:
         """The bytes of ``file_id``: ``getFile`` for its path, then ``/file/bot<token>/<path>``."""
@@ -93,5 +114,7 @@ class BotApi:
                     raise TelegramError(f"Telegram {method} answered HTTP {response.status} without a JSON body")
                 return data
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            # str(exc) may contain the URL, and with it the token: keep only the type.
-            raise TelegramError(f"Telegram {method} failed: {type(exc).__name__}") from None
+            # str(exc) may contain the URL, and with it the token: keep only the type. Only a
+            # failed connection is retried: after a timeout the message may have been sent.
+            raise TelegramError(f"Telegram {method} failed: {type(exc).__name__}",
+                                transient=isinstance(exc, aiohttp.ClientConnectorError)) from None

@@ -77,7 +77,8 @@ class TelegramChannel:
             return _error(401, problem, "Register the webhook with setWebhook and secret_token set to "
                                         "channels.telegram.webhook_secret; see docs/channels.md")
         try:
-            update = parse_update(await request.read(), private_only=self.settings.private_chats_only)
+            update = parse_update(await request.read(), private_only=self.settings.private_chats_only,
+                                  start_text=self.settings.start_text)
         except UpdateProblem as exc:
             return _error(exc.status, exc.error, exc.hint)
         if update is None:
@@ -91,10 +92,7 @@ class TelegramChannel:
 
     async def _process(self, update: TgMessage) -> None:
         if update.callback_query_id is not None:
-            try:  # stop the button's spinner first; a failure here must not lose the press
-                await self.api.call("answerCallbackQuery", {"callback_query_id": update.callback_query_id})
-            except TelegramError as exc:
-                log.warning("Telegram %s: %s", update.message_id, exc)
+            await self._acknowledge(update)
         attachments: tuple[Attachment, ...] = ()
         if update.media is not None:
             try:
@@ -121,6 +119,18 @@ class TelegramChannel:
             self._seen.release(update.message_id)  # not stored: a redelivery may try again
             raise
         await self._send(update.sender, replies)
+
+    async def _acknowledge(self, update: TgMessage) -> None:
+        """Stop the pressed button's spinner and take the keyboard off its message: the choice is
+        made (as in the web chat, older buttons disappear). Failures here must not lose the press."""
+        calls = [("answerCallbackQuery", {"callback_query_id": update.callback_query_id})]
+        if update.origin_message_id is not None:
+            calls.append(("editMessageReplyMarkup", {"chat_id": update.sender, "message_id": update.origin_message_id}))
+        for method, params in calls:
+            try:
+                await self.api.call(method, params)
+            except TelegramError as exc:
+                log.warning("Telegram %s: %s", update.message_id, exc)
 
     async def _send(self, chat_id: str, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:

@@ -23,6 +23,8 @@ class TelegramSettings(PluginSettings):
     request_timeout_s: float = Field(default=15.0, gt=0, le=120)
     # Group chats are not customer conversations: only private chats with the bot are served.
     private_chats_only: bool = True
+    # What bots receive when a customer opens the bot: Telegram sends the command /start.
+    start_text: str = Field(default="hello", min_length=1, max_length=200)
     # Text of a choice message whose reply has no text (Telegram requires one).
     choice_prompt: str = Field(default="Please choose:", min_length=1, max_length=4096)
     # Sent when a voice note or file could not be downloaded, so the customer resends it.

@@ -58,11 +58,15 @@ class TgMessage:
     button_data: str | None = None
     button_title: str | None = None
     callback_query_id: str | None = None
+    origin_message_id: int | None = None  # the message whose inline button was pressed
     media: FileRef | None = None
 
 
-def parse_update(raw: bytes, *, private_only: bool) -> TgMessage | None:
-    """The customer message in an update body, or ``None`` for updates the channel skips."""
+def parse_update(raw: bytes, *, private_only: bool, start_text: str | None = None) -> TgMessage | None:
+    """The customer message in an update body, or ``None`` for updates the channel skips.
+
+    ``/start`` (what Telegram sends when a customer opens the bot) becomes ``start_text``.
+    """
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -72,11 +76,19 @@ def parse_update(raw: bytes, *, private_only: bool) -> TgMessage | None:
                             "Register this URL with setWebhook; see docs/channels.md")
     message_id = f"tg-{data['update_id']}"
     if isinstance(data.get("message"), dict):
-        return _message(data["message"], message_id, private_only)
+        message = _message(data["message"], message_id, private_only)
+        if message is not None and start_text and message.text and _is_start(message.text):
+            message = replace(message, text=start_text)
+        return message
     if isinstance(data.get("callback_query"), dict):
         return _callback(data["callback_query"], message_id, private_only)
     log.debug("Telegram update %s skipped (kind %s)", data["update_id"], sorted(k for k in data if k != "update_id"))
     return None
+
+
+def _is_start(text: str) -> bool:
+    command = text.split(maxsplit=1)[0] if text.strip() else ""
+    return command == "/start" or command.startswith("/start@")  # "/start@MyBot" in some clients
 
 
 def _chat_id(message: Mapping[str, Any], private_only: bool) -> str | None:
@@ -134,7 +146,8 @@ def _callback(query: Mapping[str, Any], message_id: str, private_only: bool) -> 
     if sender is None:
         return None
     return TgMessage(sender=sender, message_id=message_id, received_at=None, button_data=data,
-                     button_title=_title_of(origin, data), callback_query_id=query["id"])
+                     button_title=_title_of(origin, data), callback_query_id=query["id"],
+                     origin_message_id=_int(origin.get("message_id")))
 
 
 def _title_of(message: Mapping[str, Any], data: str) -> str | None:

@@ -16,10 +16,18 @@ from voicegate_whatsapp.settings import WhatsAppSettings
 from voicegate_whatsapp.wire import MediaRef
 
 _CHUNK = 64 * 1024
+_RETRY_DELAYS_S = (0.5, 1.5, None)  # None: the last attempt
 
 
 class GraphError(Exception):
-    """A Graph API call failed; the message says which call, the status and Meta's explanation."""
+    """A Graph API call failed; the message says which call, the status and Meta's explanation.
+
+    ``transient`` is True when trying again later may succeed (Meta's 5xx or rate limit, a refused connection).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class GraphClient:
@@ -33,8 +41,20 @@ class GraphClient:
         self._phone = settings.phone_number_id
 
     async def send(self, body: Mapping[str, Any]) -> str | None:
-        """POST one message; returns WhatsApp's message id (``wamid...``)."""
-        data = await self._json("POST", f"/{self._phone}/messages", json=body)
+        """POST one message; returns WhatsApp's message id (``wamid...``).
+
+        A transient failure is retried twice (after 0.5 s and 1.5 s): the webhook was already
+        answered, so WhatsApp will not redeliver and this is the reply's only chance. A timeout
+        is not retried, because the message may have gone out.
+        """
+        for delay in _RETRY_DELAYS_S:
+            try:
+                data = await self._json("POST", f"/{self._phone}/messages", json=body)
+                break
+            except GraphError as exc:
+                if not exc.transient or delay is None:
+                    raise
+                await asyncio.sleep(delay)
         messages = data.get("messages") if isinstance(data, dict) else None
         return messages[0].get("id") if isinstance(messages, list) and messages else None
 
@@ -81,8 +101,11 @@ class GraphClient:
                     data = None
                 if response.status >= 300 or not isinstance(data, dict):
                     raise GraphError(f"WhatsApp Graph API {method} {path} answered HTTP {response.status}: "
-                                     f"{_explain(data)}")
+                                     f"{_explain(data)}", transient=response.status >= 500 or response.status == 429)
                 return data
+        except aiohttp.ClientConnectorError as exc:  # no connection: certainly not sent, safe to retry
+            raise GraphError(f"WhatsApp Graph API {method} {path} failed: {type(exc).__name__}",
+                             transient=True) from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise GraphError(f"WhatsApp Graph API {method} {path} failed: {type(exc).__name__}") from None
 

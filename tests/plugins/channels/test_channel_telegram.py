@@ -9,7 +9,7 @@ from typing import Any
 
 from vendor_fakes import FakeBotApi, voice_note
 
-from gateway.messages import OutboundMessage
+from gateway.messages import Button, OutboundMessage
 from gateway.testing import runtime_of
 from voicegate_telegram.channel import SECRET_HEADER
 
@@ -68,7 +68,8 @@ async def test_conversation_with_an_inline_keyboard(gateway_client, channel_sett
     assert [row[0]["callback_data"] for row in hours["reply_markup"]["inline_keyboard"]] == ["balance", "agent"]
     # The press is acknowledged before the reply, so the button stops spinning at once.
     paths = [r.path.rsplit("/", 1)[1] for r in bot_api.requests]
-    assert paths == ["sendMessage", "answerCallbackQuery", "sendMessage"]
+    assert paths == ["sendMessage", "answerCallbackQuery", "editMessageReplyMarkup", "sendMessage"]
+    assert bot_api.calls("/editMessageReplyMarkup")[0].json() == {"chat_id": str(CHAT), "message_id": 7}
 
     await runtime.channels["telegram"].idle()
     store = runtime.store
@@ -147,3 +148,33 @@ async def test_agent_messages_are_sent_with_send_message(gateway_client, channel
     await runtime.pipeline.push(conversation.id, [OutboundMessage(text="Hi, Anna here.")], author="agent:anna")
     pushed = (await bot_api.wait_for("/sendMessage", 2))[1].json()
     assert pushed == {"chat_id": str(CHAT), "text": "Hi, Anna here."}
+
+
+async def test_start_greets_and_long_payloads_fit_callback_data(gateway_client, channel_settings, bot_api) -> None:
+    client, runtime = await start(gateway_client, channel_settings, bot_api)
+    await post(client, text_update(9201, "/start campaign42"))
+    (greeting,) = await bot_api.wait_for("/sendMessage", 1)
+    assert greeting.json()["text"] == "Hi! How can I help?"  # /start reached the bot as "hello"
+
+    channel = runtime.channels["telegram"]
+    long_payload = "agent:" + "billing-dispute-" * 6  # > 64 bytes
+    await channel.deliver(str(CHAT), [OutboundMessage(text="Pick one", buttons=(Button("Billing", long_payload),))])
+    keyboard = (await bot_api.wait_for("/sendMessage", 2))[1].json()["reply_markup"]["inline_keyboard"]
+    data = keyboard[0][0]["callback_data"]
+    assert len(data.encode()) <= 64 and data != long_payload
+
+    def press(update_id: int, callback_data: str, title: str) -> dict[str, Any]:
+        markup = {"inline_keyboard": [[{"text": title, "callback_data": callback_data}]]}
+        return {"update_id": update_id, "callback_query": {
+            "id": f"cb{update_id}", "from": {"id": CHAT}, "chat_instance": "-1", "data": callback_data,
+            "message": {"message_id": 11, "date": 1, "chat": chat(), "text": "Pick one", "reply_markup": markup}}}
+
+    await post(client, press(9202, data, "Billing"))
+    await channel.idle()
+    # A digest this process no longer knows (sent before a restart): the title arrives as typed text.
+    await post(client, press(9203, "vg#" + "0" * 32, "Opening hours"))
+    await channel.idle()
+    (conversation,) = await runtime.store.conversations(customer_id=await runtime.store.customer_for("telegram", str(CHAT)))
+    bodies = [m.body for m in await runtime.store.history(conversation.id) if m.direction == "in"]
+    assert [b.get("button") for b in bodies][-2:] == [long_payload, None]
+    assert bodies[-1]["text"] == "Opening hours"

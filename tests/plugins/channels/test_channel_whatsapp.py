@@ -200,3 +200,21 @@ def test_long_text_with_buttons_and_long_payloads_fit_whatsapp_limits() -> None:
     no_text = outgoing(CUSTOMER, OutboundMessage(buttons=(Button("A", "a"),)), encode=codec.encode,
                        list_button="Choose", prompt="Please choose:")
     assert no_text[0]["interactive"]["body"]["text"] == "Please choose:"
+
+
+async def test_a_reply_survives_a_brief_graph_outage(gateway_client, channel_settings, graph) -> None:
+    graph.fail_sends = 2  # Meta answers 503 twice; the third attempt goes through
+    client, runtime = await start(gateway_client, channel_settings, graph)
+    await post(client, delivery(graph, text("wamid.R1", "opening hours?")))
+    sent = await graph.wait_for("/messages", 3)
+    assert sent[0].body == sent[2].body and sent[2].json()["interactive"]["body"]["text"].startswith("We're open")
+
+
+async def test_deliveries_for_another_business_number_are_skipped(gateway_client, channel_settings, graph) -> None:
+    client, runtime = await start(gateway_client, channel_settings, graph)
+    body = json.loads(delivery(graph, text("wamid.O1", "Hello")))
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "5550001"
+    raw = json.dumps(body).encode()
+    assert await (await post(client, raw)).json() == {"accepted": 0, "duplicates": 0}
+    await runtime.channels["whatsapp"].idle()
+    assert await runtime.store.count_messages() == 0

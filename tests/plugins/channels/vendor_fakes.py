@@ -102,6 +102,7 @@ class FakeGraph(FakeVendor):
     phone_number_id: str = "1098765432101"
     version: str = "v21.0"
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    fail_sends: int = 0  # answer this many sends with Meta's 503 "service unavailable" first
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def routes(self) -> list[web.RouteDef]:
@@ -122,6 +123,10 @@ class FakeGraph(FakeVendor):
         if not self._authorised(request):
             return self._error(401, "Invalid OAuth access token.", 190)
         body = await request.json()
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            return web.json_response({"error": {"message": "Service temporarily unavailable", "type": "OAuthException",
+                                                 "code": 2, "is_transient": True}}, status=503)
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
                                   "messages": [{"id": f"wamid.out{next(self._ids)}"}]})
 
@@ -180,6 +185,10 @@ class FakeBotApi(FakeVendor):
                                                              "file_size": len(data), "file_path": path}})
         if name == "answerCallbackQuery":
             return web.json_response({"ok": True, "result": True})
+        if name == "editMessageReplyMarkup":
+            if "reply_markup" in params or not params.get("message_id"):
+                return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request"}, status=400)
+            return web.json_response({"ok": True, "result": {"message_id": params["message_id"]}})
         if name.startswith("send"):
             return web.json_response({"ok": True, "result": {"message_id": next(self._ids), "date": 1700000000,
                                                              "chat": {"id": int(params["chat_id"]), "type": "private"}}})
