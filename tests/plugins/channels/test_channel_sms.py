@@ -7,7 +7,7 @@ import re
 from typing import Any
 from xml.etree import ElementTree
 
-from vendor_fakes import FakeTwilio, voice_note
+from vendor_fakes import decoded_seconds, FakeTwilio, voice_note
 
 from gateway.messages import OutboundMessage
 from gateway.testing import runtime_of
@@ -110,6 +110,7 @@ async def test_an_mms_voice_note_is_fetched_and_reaches_the_bot(gateway_client, 
     assert reply == f"Got a voice note: {len(note)} bytes of audio/amr"
     (attachment,) = probe.bot.seen
     assert attachment.data == note and attachment.mime == "audio/amr"
+    assert abs(decoded_seconds(attachment) - 2.77) < 0.1  # george says "4 7 2 9": the note decodes whole
     resource, storage = twilio.requests
     assert resource.headers["Authorization"].startswith("Basic ") and storage.path.startswith("/mms-storage/")
 

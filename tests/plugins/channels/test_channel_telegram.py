@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from vendor_fakes import FakeBotApi, voice_note
+from vendor_fakes import decoded_seconds, FakeBotApi, voice_note
 
 from gateway.messages import Button, OutboundMessage
 from gateway.testing import runtime_of
@@ -121,6 +121,7 @@ async def test_a_voice_note_is_fetched_with_its_duration(gateway_client, channel
     assert reply.json()["text"] == f"Got a voice note: {len(note)} bytes of audio/ogg"
     (attachment,) = probe.bot.seen
     assert attachment.data == note and attachment.duration_s == 3.0
+    assert abs(decoded_seconds(attachment) - 2.77) < 0.1  # george says "4 7 2 9": the note decodes whole
     assert [r.path.split("/")[-1] for r in bot_api.requests[:2]] == ["getFile", "file_17.oga"]
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from vendor_fakes import FakeGraph, voice_note
+from vendor_fakes import decoded_seconds, FakeGraph, voice_note
 
 from gateway.messages import Button, OutboundMessage
 from gateway.testing import runtime_of
@@ -161,6 +161,7 @@ async def test_a_voice_note_is_fetched_and_reaches_the_bot(gateway_client, chann
     assert reply.json()["text"]["body"] == f"Got a voice note: {len(note)} bytes of audio/ogg; codecs=opus"
     (attachment,) = probe.bot.seen
     assert attachment.data == note and attachment.kind.value == "audio"
+    assert abs(decoded_seconds(attachment) - 2.77) < 0.1  # george says "4 7 2 9": the note decodes whole
     lookup, download = graph.requests[0], graph.requests[1]
     assert lookup.path.endswith("/4417221208545391") and download.path == "/whatsapp-cdn/4417221208545391"
     assert download.headers["Authorization"] == f"Bearer {graph.token}"

@@ -13,7 +13,6 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from aiohttp import web
@@ -31,6 +30,14 @@ def voice_note(name: str) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: set VOICEGATE_SHARED_DIR to the folder holding audio/")
     return path.read_bytes()
+
+
+def decoded_seconds(attachment: Attachment) -> float:
+    """How long the received voice note plays, decoded by the voiceprints engine as verification would."""
+    from voiceprints import decode_audio  # imports torch: only the voice-note tests pay for it
+
+    assert attachment.data is not None
+    return decode_audio(attachment.data, mime=attachment.mime).duration_s
 
 
 @dataclass
