@@ -20,7 +20,7 @@ from gateway.messages import Attachment, AttachmentKind, InboundMessage, Outboun
 
 _FIELDS = ("sender", "message_id", "text", "button", "attachments")
 _ATTACHMENT_FIELDS = ("type", "mime", "data_base64", "filename", "duration_s")
-_MAX_ID_CHARS = 256
+_MAX_ID_CHARS = 255  # the database columns for senders and message ids hold 255
 
 
 @dataclass(frozen=True)

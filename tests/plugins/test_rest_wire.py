@@ -104,3 +104,8 @@ def test_replies_have_the_documented_shape() -> None:
             {"text": "Bye", "buttons": []},
         ]
     }
+
+
+def test_ids_fit_the_database_columns() -> None:
+    assert parse_message(json.dumps({"sender": "s" * 255, "message_id": "m" * 255, "text": "x"}).encode(), "rest", LIMITS)
+    assert "longer than 255" in problem(json.dumps({"sender": "s" * 256, "message_id": "m", "text": "x"}).encode()).error
