@@ -162,7 +162,10 @@ async def _serve(settings) -> int:  # settings: GatewaySettings
     from gateway.app import create_app
 
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
+    # One access-log line per chat message is noise at INFO and costs a measurable share of a
+    # turn; DEBUG turns it on.
+    access_log = logging.getLogger("aiohttp.access") if settings.logging.level == "DEBUG" else None
+    runner = web.AppRunner(app, handle_signals=False, access_log=access_log)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
