@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import html
 import logging
+import time
 from collections import deque
 from importlib import resources
 from string import Template
@@ -60,6 +61,9 @@ class WebChatChannel:
         self._limits = Limits(settings.max_upload_bytes, settings.max_text_chars)
         self._sockets: dict[str, set[_Socket]] = {}
         self._pending: dict[str, deque[OutboundMessage]] = {}
+        self._pending_since: dict[str, float] = {}  # session -> when its first pending message was queued
+        self.clock = time.monotonic  # seconds, for pending_ttl_s (tests move it)
+        self._last_purge = self.clock()
         self._workers: set[asyncio.Task[None]] = set()
         self._page = self._render_page()
         self._assets = {name: _read_asset(name) for name in _ASSETS}
@@ -87,8 +91,21 @@ class WebChatChannel:
             return
         if self.settings.pending_per_session == 0:
             raise ConnectionError("the customer has no web chat page open")
+        self._purge_pending()
         queue = self._pending.setdefault(recipient, deque(maxlen=self.settings.pending_per_session))
+        self._pending_since.setdefault(recipient, self.clock())
         queue.extend(messages)
+
+    def _purge_pending(self) -> None:
+        # Customers who never come back must not hold memory forever; scanning at most once a
+        # minute keeps deliver() cheap.
+        now = self.clock()
+        if now - self._last_purge < 60.0:
+            return
+        self._last_purge = now
+        for session in [s for s, t in self._pending_since.items() if now - t > self.settings.pending_ttl_s]:
+            self._pending.pop(session, None)
+            self._pending_since.pop(session, None)
 
     async def close(self) -> None:
         """Close every page (they reconnect with back-off), then let the workers store what
@@ -185,8 +202,10 @@ class WebChatChannel:
             await socket.send({"type": "ready", "session": session, "max_upload_bytes": self.settings.max_upload_bytes,
                                "max_text_chars": self.settings.max_text_chars})
             pending = self._pending.pop(session, None)
+            since = self._pending_since.pop(session, None)
             if pending and not await socket.send({"type": "push", "messages": messages_json(list(pending))}):
                 self._pending[session] = pending  # gone again: keep them for the next visit
+                self._pending_since[session] = since if since is not None else self.clock()
             return
         if kind != "message":
             await socket.send(FrameProblem(f"unknown frame type {kind!r}", "Send 'hello' or 'message'").frame())

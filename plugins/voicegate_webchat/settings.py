@@ -23,5 +23,7 @@ class WebChatSettings(PluginSettings):
     # memory, this many per customer, until the page reconnects; a restart loses them (they
     # stay in the conversation history).
     pending_per_session: int = Field(default=50, ge=0)
+    # ... and are dropped when the customer has not come back within this many seconds.
+    pending_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     # WebSocket ping interval (seconds): keeps proxies from closing idle chats.
     heartbeat_s: float = Field(default=25.0, gt=0)

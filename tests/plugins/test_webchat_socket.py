@@ -166,3 +166,20 @@ async def test_closing_the_channel_closes_open_pages(demo_settings, gateway_clie
         await asyncio.wait_for(channel.close(), 10)
         closing = await ws.receive(timeout=5)
         assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)  # "going away": the page reconnects
+
+
+async def test_pending_messages_of_customers_who_never_return_expire(demo_settings, gateway_client) -> None:
+    client = await gateway_client(demo_settings(channels={"webchat": {"pending_ttl_s": 60}}))
+    channel = runtime_of(client).channels["webchat"]
+    gone, fresh = "g" * 32, "f" * 32
+    await channel.deliver(gone, [OutboundMessage(text="for someone who left")])
+    later = channel.clock() + 3600
+    channel.clock = lambda: later
+    await channel.deliver(fresh, [OutboundMessage(text="for a new visitor")])
+    async with client.ws_connect(WS) as ws:
+        await hello(ws, gone)
+        await ws.send_json({"type": "hello"})  # a second hello just repeats ready: nothing was pending
+        assert (await ws.receive_json(timeout=5))["type"] == "ready"
+    async with client.ws_connect(WS) as ws:
+        await hello(ws, fresh)
+        assert (await ws.receive_json(timeout=5))["messages"][0]["text"] == "for a new visitor"
