@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -109,25 +109,21 @@ def _message(message: Mapping[str, Any]) -> WaMessage | None:
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}
     if kind == "text":
-        return _with(base, text=_str(body.get("body")))
+        return replace(base, text=_str(body.get("body")))
     if kind == "interactive":
         reply = body.get(body.get("type", "")) if body.get("type") in ("button_reply", "list_reply") else None
         if isinstance(reply, dict) and isinstance(reply.get("id"), str):
-            return _with(base, button_id=reply["id"], button_title=_str(reply.get("title")))
+            return replace(base, button_id=reply["id"], button_title=_str(reply.get("title")))
     elif kind == "button":  # a quick-reply button of a template message
         if isinstance(body.get("payload"), str):
-            return _with(base, button_id=body["payload"], button_title=_str(body.get("text")))
+            return replace(base, button_id=body["payload"], button_title=_str(body.get("text")))
     elif kind in _MEDIA_KINDS and isinstance(body.get("id"), str):
         media = MediaRef(media_id=body["id"], kind=_MEDIA_KINDS[kind],
                          mime=_str(body.get("mime_type")) or "application/octet-stream",
                          sha256=_str(body.get("sha256")), filename=_str(body.get("filename")))
-        return _with(base, text=_str(body.get("caption")), media=media)
+        return replace(base, text=_str(body.get("caption")), media=media)
     log.info("WhatsApp message of type %r skipped (not supported by this channel)", kind)
     return None
-
-
-def _with(base: WaMessage, **fields: Any) -> WaMessage:
-    return WaMessage(**{**base.__dict__, **fields})
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:

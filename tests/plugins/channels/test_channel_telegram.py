@@ -179,3 +179,16 @@ async def test_start_greets_and_long_payloads_fit_callback_data(gateway_client, 
     bodies = [m.body for m in await runtime.store.history(conversation.id) if m.direction == "in"]
     assert [b.get("button") for b in bodies][-2:] == [long_payload, None]
     assert bodies[-1]["text"] == "Opening hours"
+
+
+async def test_outgoing_ogg_audio_is_sent_as_a_voice_note(gateway_client, channel_settings, bot_api) -> None:
+    from gateway.messages import Attachment, AttachmentKind
+
+    client, runtime = await start(gateway_client, channel_settings, bot_api)
+    note = voice_note("george-whatsapp.ogg")
+    message = OutboundMessage(text="Your recording", attachments=(
+        Attachment(kind=AttachmentKind.AUDIO, mime="audio/ogg", data=note, filename="note.ogg"),))
+    await runtime.channels["telegram"].deliver(str(CHAT), [message])
+    (voice,) = bot_api.calls("/sendVoice")
+    assert note in voice.body and b'name="voice"; filename="note.ogg"' in voice.body
+    assert bot_api.calls("/sendMessage")[0].json() == {"chat_id": str(CHAT), "text": "Your recording"}

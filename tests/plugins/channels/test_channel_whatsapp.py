@@ -219,3 +219,21 @@ async def test_deliveries_for_another_business_number_are_skipped(gateway_client
     assert await (await post(client, raw)).json() == {"accepted": 0, "duplicates": 0}
     await runtime.channels["whatsapp"].idle()
     assert await runtime.store.count_messages() == 0
+
+
+async def test_outgoing_audio_is_uploaded_then_sent_by_id(gateway_client, channel_settings, graph) -> None:
+    from gateway.messages import Attachment, AttachmentKind
+
+    client, runtime = await start(gateway_client, channel_settings, graph)
+    note = voice_note("george-whatsapp.ogg")
+    message = OutboundMessage(text="Your recording", attachments=(
+        Attachment(kind=AttachmentKind.AUDIO, mime="audio/ogg", data=note, filename="note.ogg"),
+        Attachment(kind=AttachmentKind.FILE, mime="application/pdf", url="https://files.example/terms.pdf",
+                   filename="terms.pdf")))
+    await runtime.channels["whatsapp"].deliver(CUSTOMER, [message])
+    (upload,) = graph.calls("/media")
+    assert note in upload.body and b'name="messaging_product"' in upload.body
+    audio, document, caption = [r.json() for r in graph.calls("/messages")]
+    assert audio["type"] == "audio" and audio["audio"] == {"id": "up1"}
+    assert document["document"] == {"link": "https://files.example/terms.pdf", "filename": "terms.pdf"}
+    assert caption["text"]["body"] == "Your recording"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
 import hashlib
 import itertools
 import json
@@ -182,7 +184,7 @@ class FakeBotApi(FakeVendor):
         if request.content_type == "application/json":
             params = await request.json()
         else:
-            params = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            params = _form_fields(request.headers["Content-Type"], await request.read())
         if name == "getFile":
             if params.get("file_id") not in self.files:
                 return web.json_response({"ok": False, "error_code": 400,
@@ -208,6 +210,18 @@ class FakeBotApi(FakeVendor):
             if path == request.match_info["path"]:
                 return web.Response(body=data, content_type="application/octet-stream")
         return web.Response(status=404)
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart/form-data body (file fields are skipped)."""
+    parsed = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body,
+                                      policy=email.policy.HTTP)
+    fields: dict[str, str] = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name and not part.get_filename():
+            fields[str(name)] = part.get_content().strip()
+    return fields
 
 
 # --------------------------------------------------------------------------- Twilio
