@@ -4,7 +4,7 @@ The writer thread spends most of a turn's database time in SQLAlchemy's per-row 
 handling, not in SQLite. For the handful of fixed statements a write set needs, this module
 renders the SQL once and converts each row with the *same* bind processors SQLAlchemy would
 use (so JSON and timestamps are stored byte-for-byte as SQLAlchemy stores them and read back
-through the normal store), then runs ``executemany`` on the DBAPI connection inside the
+through the normal store), then runs multi-row statements on the DBAPI connection inside the
 transaction SQLAlchemy opened.
 """
 
@@ -18,25 +18,43 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 
+# Rows per statement: one multi-row statement is one sqlite3_step, i.e. one release and
+# re-acquisition of the GIL by the writer thread instead of one per row (each of which can wait
+# for the event loop's thread to yield the GIL). Well below SQLite's 32766-parameter limit.
+ROWS_PER_STATEMENT = 200
+
+
 class BatchStatement:
-    """One INSERT or UPDATE with its parameter converters, for ``executemany``."""
+    """One INSERT or UPDATE for many rows: ``head`` + one ``(?, ...)`` group per row + ``tail``."""
 
-    def __init__(self, sql: str, keys: Sequence[str], processors: Sequence[Callable[[Any], Any] | None]) -> None:
-        self.sql = sql
+    def __init__(
+        self, head: str, tail: str, keys: Sequence[str], processors: Sequence[Callable[[Any], Any] | None]
+    ) -> None:
+        self._head, self._tail = head, tail
+        self._group = "(" + ", ".join("?" * len(keys)) + ")"
         self._plan = list(zip(keys, processors))
+        self._sql: dict[int, str] = {}
 
-    def rows(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        plan = self._plan
-        return [tuple(p(row[k]) if p is not None else row[k] for k, p in plan) for row in rows]
+    def sql(self, rows: int) -> str:
+        text = self._sql.get(rows)
+        if text is None:
+            text = self._sql[rows] = self._head + ", ".join([self._group] * rows) + self._tail
+        return text
 
     def run(self, cursor: sqlite3.Cursor, rows: Sequence[dict[str, Any]]) -> int:
-        """Execute for ``rows``; return the number of rows changed (summed over the batch)."""
-        params = self.rows(rows)
-        try:
-            cursor.executemany(self.sql, params)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(self.sql, params[:3], exc) from exc
-        return cursor.rowcount
+        """Execute for ``rows``; return the number of rows changed."""
+        plan = self._plan
+        changed = 0
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            params = [p(row[k]) if p is not None else row[k] for row in chunk for k, p in plan]
+            sql = self.sql(len(chunk))
+            try:
+                cursor.execute(sql, params)
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(sql[:200], params[:20], exc) from exc
+            changed += cursor.rowcount
+        return changed
 
 
 def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Callable[[Any], Any] | None]:
@@ -45,20 +63,25 @@ def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Ca
 
 def insert_statement(table: Table, dialect: Dialect, *, skip: Sequence[str] = ()) -> BatchStatement:
     names = [c.name for c in table.columns if c.name not in skip]
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-    return BatchStatement(sql, names, _processors(table, names, dialect))
+    return BatchStatement(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ", "", names,
+                          _processors(table, names, dialect))
 
 
 def fenced_update_statement(table: Table, dialect: Dialect, columns: Sequence[str]) -> BatchStatement:
-    """``UPDATE ... SET <columns>, version = :new_version WHERE id = :b_id AND version = :b_version``."""
-    assignments = ", ".join(f"{name} = ?" for name in columns)
-    sql = f"UPDATE {table.name} SET {assignments}, version = ? WHERE id = ? AND version = ?"
+    """``UPDATE ... SET <columns>, version = :new_version WHERE id = :b_id AND version = :b_version``, many rows
+    at once through ``UPDATE ... FROM (VALUES ...)``; a row whose version moved on matches nothing."""
     keys = [*columns, "new_version", "b_id", "b_version"]
-    processors = [*_processors(table, columns, dialect), None, None, None]
-    return BatchStatement(sql, keys, processors)
+    values = {key: f"v.column{i}" for i, key in enumerate(keys, start=1)}
+    assignments = ", ".join(f"{name} = {values[name]}" for name in [*columns])
+    head = f"UPDATE {table.name} SET {assignments}, version = {values['new_version']} FROM (VALUES "
+    tail = f") AS v WHERE {table.name}.id = {values['b_id']} AND {table.name}.version = {values['b_version']}"
+    return BatchStatement(head, tail, keys, [*_processors(table, columns, dialect), None, None, None])
 
 
 def update_by_id_statement(table: Table, dialect: Dialect, columns: Sequence[str]) -> BatchStatement:
-    """``UPDATE ... SET <columns> WHERE id = :b_id``."""
-    sql = f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?"
-    return BatchStatement(sql, [*columns, "b_id"], [*_processors(table, columns, dialect), None])
+    """``UPDATE ... SET <columns> WHERE id = :b_id`` for many rows."""
+    keys = [*columns, "b_id"]
+    values = {key: f"v.column{i}" for i, key in enumerate(keys, start=1)}
+    head = f"UPDATE {table.name} SET {', '.join(f'{c} = {values[c]}' for c in columns)} FROM (VALUES "
+    tail = f") AS v WHERE {table.name}.id = {values['b_id']}"
+    return BatchStatement(head, tail, keys, [*_processors(table, columns, dialect), None])

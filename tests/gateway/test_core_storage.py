@@ -152,3 +152,55 @@ async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path
     with sqlite3.connect(path) as raw:
         stored = dict((r[0], r[1:]) for r in raw.execute("SELECT * FROM customers"))
     assert stored["fast"] == stored["slow"]
+
+
+async def test_large_write_sets_and_a_stale_row_in_a_batch(database_section, tmp_path):
+    """Hundreds of rows go in at once; one stale conversation in a batch rolls the whole transaction back."""
+    from datetime import datetime, timezone
+
+    from gateway.db.migrate import upgrade_async
+    from gateway.db.models import new_id
+    from gateway.db.store import ConversationRow, message_row
+
+    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    try:
+        await upgrade_async(db)
+        store = Store(db)
+        now = datetime.now(timezone.utc)
+        ws = WriteSet()
+        rows = []
+        for n in range(3):
+            ws.customers.append({"id": f"cu{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
+            row = ConversationRow(
+                id=f"co{n}", customer_id=f"cu{n}", channel="c", sender=f"s{n}", state=ConversationState.WITH_BOT,
+                context={"n": n}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
+                created_at=now, updated_at=now, is_new=True,
+            )
+            ws.add_conversation(row, now)
+            rows.append(row)
+        for i in range(450):
+            ws.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
+                                           body={"text": f"m{i}"}, at=now))
+        await store.commit(ws)
+        assert await store.count_messages("co0") == 450
+
+        stale = await store.conversation("co2")
+        update = WriteSet()
+        for row in rows:
+            row.context = {"n": "updated"}
+            update.add_conversation(row, now)
+        await store.commit(update)
+        assert [(await store.conversation(f"co{n}")).context for n in range(3)] == [{"n": "updated"}] * 3
+
+        again = WriteSet()
+        rows[0].context = {"n": "second"}
+        again.add_conversation(rows[0], now)
+        again.add_conversation(stale, now)  # read before the update above: version 1, stored is 2
+        again.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
+                                          body={"text": "lost"}, at=now))
+        with pytest.raises(StaleConversation):
+            await store.commit(again)
+        assert (await store.conversation("co0")).context == {"n": "updated"}
+        assert await store.count_messages("co0") == 450
+    finally:
+        await db.close()
