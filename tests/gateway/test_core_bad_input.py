@@ -48,3 +48,14 @@ async def test_malformed_json_bad_signature_and_oversized_bodies(tmp_path, gatew
 
     assert await runtime.store.count_messages() == before
     assert (await chat.say("still here?"))[0]["text"] == "echo: still here?"
+
+
+async def test_voice_notes_reach_the_pipeline_but_their_audio_is_not_stored(tmp_path, gateway_client):
+    client, runtime = await rest_client(tmp_path, gateway_client)
+    audio = bytes(range(256)) * 8
+    replies = await RestDriver(client).send_audio(audio, mime="audio/ogg")
+    assert replies[0]["text"] == "echo: None"
+    [conv] = await runtime.store.conversations()
+    [inbound, _] = await runtime.store.history(conv.id)
+    assert inbound.body["attachments"] == [{"kind": "audio", "mime": "audio/ogg", "size": len(audio)}]
+    assert "data" not in str(inbound.body)
