@@ -51,10 +51,13 @@ async def test_malformed_json_bad_signature_and_oversized_bodies(tmp_path, gatew
 
 
 async def test_voice_notes_reach_the_pipeline_but_their_audio_is_not_stored(tmp_path, gateway_client):
-    client, runtime = await rest_client(tmp_path, gateway_client)
+    plugin = gp.CorePlugin()
+    client = await gateway_client(make_settings(tmp_path, bots=[{"use": "script"}]), extra_plugins=[plugin])
+    runtime = runtime_of(client)
     audio = bytes(range(256)) * 8
     replies = await RestDriver(client).send_audio(audio, mime="audio/ogg")
     assert replies[0]["text"] == "echo: None"
+    assert plugin.built["script"].turns[-1].message.audio.data == audio  # the bot (or authenticator) gets the bytes
     [conv] = await runtime.store.conversations()
     [inbound, _] = await runtime.store.history(conv.id)
     assert inbound.body["attachments"] == [{"kind": "audio", "mime": "audio/ogg", "size": len(audio)}]
