@@ -208,8 +208,8 @@ class VoiceAuthenticator:
             return self._prompt(lang, "unusable", state, reason=str(exc))
         except (EngineBusy, EngineTimeout):
             log.warning("voice engine busy or slow; customer %s asked to resend", session.customer_id)
-            say = self._say(state)
-            return AuthStep(AuthStatus.PENDING, (OutboundMessage(text=texts.text(lang, "busy") + f" — {say}"),), state)
+            await self._audit(session, step, AuditDecision.UNUSABLE, "busy")
+            return self._prompt(lang, "busy", state)
         return note, content_ok
 
     async def _voiceprint(self, customer_id: str) -> Any:

@@ -62,12 +62,13 @@ def digit_words(challenge: str) -> tuple[str, ...]:
 def phrase_words(phrase: str) -> tuple[str, ...]:
     """The words of a passphrase, lower-case; digits become their English words (``"4 7"`` -> four seven)."""
     words: list[str] = []
-    for token in phrase.lower().replace(",", " ").replace(".", " ").split():
+    for raw in phrase.lower().replace(",", " ").replace(".", " ").split():
+        token = raw.strip("!?;:'\"")
         if token.isdigit():
             words.extend(DIGIT_WORDS[int(c)] for c in token)
-        else:
-            words.append(token.strip("!?;:'\""))
-    return tuple(w for w in words if w)
+        elif token:
+            words.append(token)
+    return tuple(words)
 
 
 class ContentChecker:

@@ -83,7 +83,8 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
         keyring = _keyring(settings, context)
         model = await asyncio.get_running_loop().run_in_executor(None, _load_model, _model_dir(settings, context))
         engine_settings = EngineSettings(min_speech_s=settings.min_speech_s, enrol_notes=settings.enrol_notes,
-                                         target_far=settings.target_far, threshold=settings.threshold)
+                                         target_far=settings.target_far, threshold=settings.threshold,
+                                         enrol_min_agreement=settings.enrol_min_agreement)
         engine = AsyncEngine(Engine(model, engine_settings), workers=settings.workers,
                              queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
         vault = Vault(context.db_engine, keyring, replay_similarity=settings.replay_similarity)

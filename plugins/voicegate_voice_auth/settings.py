@@ -45,12 +45,15 @@ class VoiceAuthSettings(PluginSettings):
     target_far: float = Field(default=0.01, gt=0, lt=1)
     threshold: float | None = None
     min_speech_s: float = Field(default=1.0, gt=0)
+    # Enrolment refuses a note whose cosine with the mean of the other notes is below this (another speaker, or a
+    # bad note). Measured on FSDD digit strings: same speaker >= 0.49, another speaker <= 0.43.
+    enrol_min_agreement: float = Field(default=0.45, ge=0, le=1)
     # Spoken-content check (challenge mode always; passphrase mode when true).
     check_content: bool = True
     content_decoys: int = Field(default=5, ge=1, le=50)
     content_near_misses: int = Field(default=0, ge=0, le=20)
     # Replay defence: a note whose embedding is this close (cosine) to an already used note is a replay.
-    replay_similarity: float = Field(default=0.97, gt=0, le=1)
+    replay_similarity: float = Field(default=0.92, gt=0, le=1)
     replay_memory_days: int = Field(default=180, ge=1)
     # Consent text per language; {notes} and {retention_days} are filled in.
     consent: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_CONSENT))

@@ -23,7 +23,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "locked_now": ("Voice checks are paused for your account for a while after failed attempts. "
                        "I'm passing you to an agent here in the chat."),
         "verified": "Thanks, it's you.",
-        "busy": "Sorry, I couldn't check that note right now. Please send it again in a moment.",
+        "busy": "Sorry, I couldn't check that note right now. Please send a new one in a moment — say: {say}",
         "agent": "Sure, I'm passing you to an agent here in the chat.",
         "no_match": "That didn't match your voiceprint.",
         "wrong_words": "I didn't hear the requested words.",
@@ -46,7 +46,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "locked_now": ("Le verifiche vocali del tuo account sono sospese per un po' dopo alcuni tentativi falliti. "
                        "Ti passo a un operatore qui in chat."),
         "verified": "Grazie, sei tu.",
-        "busy": "Non riesco a controllare il messaggio in questo momento. Rimandalo tra poco.",
+        "busy": "Non riesco a controllare il messaggio in questo momento. Mandane uno nuovo tra poco — di': {say}",
         "agent": "Certo, ti passo a un operatore qui in chat.",
         "no_match": "La voce non corrisponde alla tua impronta vocale.",
         "wrong_words": "Non ho sentito le parole richieste.",

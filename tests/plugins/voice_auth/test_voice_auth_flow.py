@@ -1,0 +1,100 @@
+"""The voice authenticator's conversation through the real app (REST channel, demo bot, real model and speech):
+the paths around the happy one — reminders, unusable notes, an inconsistent enrolment, the agent button,
+passphrase mode — and start-up errors. The main journeys are in tests/e2e/."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.conversation import ConversationState
+from gateway.errors import GatewayError
+from gateway.testing import RestDriver, runtime_of
+from support.chat import all_text, buttons, prompted_digits
+from support.speech import DigitSpeaker, ogg_opus, shared_dir
+
+pytestmark = pytest.mark.model
+
+
+async def _consented(client, sender: str = "bob") -> tuple[RestDriver, list[dict]]:
+    driver = RestDriver(client, sender=sender)
+    await driver.say("What is my balance?")
+    return driver, await driver.press("voice_consent_accept")
+
+
+async def _customer(client, sender: str = "bob") -> str:
+    return await runtime_of(client).store.customer_for("rest", sender)
+
+
+async def test_text_while_a_note_is_expected_gets_a_reminder_and_costs_nothing(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver, replies = await _consented(client)
+    challenge = prompted_digits(replies)
+    reminder = await driver.say("hello?")
+    assert "Please send a voice note" in all_text(reminder)
+    assert prompted_digits(reminder) == challenge  # a reminder repeats the prompt, it does not draw a new one
+
+    silent = (shared_dir() / "audio" / "voice-notes" / "silence-3s.ogg").read_bytes()
+    replies = await driver.send_audio(silent, "audio/ogg")
+    text = all_text(replies)
+    assert "say:" in text.lower() and prompted_digits(replies) != challenge, text
+    audit = await runtime_of(client).authenticator.store.audit_rows(await _customer(client))
+    assert audit[-1]["decision"] == "unusable" and audit[-1]["reason"] == "silent"
+    assert audit[-1]["score_band"] is None
+    state = await runtime_of(client).authenticator.store.state(await _customer(client), runtime_of(client).authenticator.clock())
+    assert state.failures == 0
+
+
+async def test_an_inconsistent_enrolment_says_which_note_to_record_again(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver, replies = await _consented(client)
+    theo, other = DigitSpeaker("theo", seed=21), DigitSpeaker("nicolas", seed=21)
+    voices = [theo, theo, other]
+    accepted = 0
+    while accepted < 3:
+        replies = await driver.send_audio(ogg_opus(voices[accepted].say(prompted_digits(replies))))
+        text = all_text(replies)
+        if "didn't hear" in text:
+            continue
+        accepted += 1
+    assert "does not sound like the others" in text and "Note 3 — say:" in text, text
+    for _ in range(3):  # the customer records note 3 again, in their own voice
+        replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(replies))))
+        if "voiceprint is saved" in all_text(replies):
+            break
+    assert "voiceprint is saved" in all_text(replies), all_text(replies)
+    vault = runtime_of(client).authenticator.vault
+    customer = await _customer(client)
+    assert (await vault.load(customer)).notes == 3 and await vault.enrolment_notes(customer) == []
+
+
+async def test_the_agent_button_while_verifying_hands_over_at_once(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver, replies = await _consented(client)
+    assert ("Talk to an agent", "agent") in buttons(replies)
+    replies = await driver.press("agent")
+    assert "passing you to an agent" in all_text(replies)
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=await _customer(client))
+    assert conversation.state is ConversationState.WITH_AGENT
+
+
+async def test_passphrase_mode_enrols_and_verifies_the_same_phrase(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings(mode="passphrase", passphrase="4 7 2 9"))
+    driver, replies = await _consented(client)
+    assert 'say: "4 7 2 9"' in all_text(replies)
+    theo = DigitSpeaker("theo", seed=22)
+    for _ in range(8):
+        replies = await driver.send_audio(ogg_opus(theo.say("4729")))
+        if "€" in all_text(replies):
+            break
+        assert 'say: "4 7 2 9"' in all_text(replies) and "didn't match" not in all_text(replies), all_text(replies)
+    assert "it's you" in all_text(replies) and "€" in all_text(replies)
+
+
+async def test_start_up_fails_clearly_without_keys_or_model(voice_settings, gateway_client, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("VOICEGATE_VOICEPRINT_KEYS", raising=False)
+    with pytest.raises(GatewayError, match="VOICEGATE_VOICEPRINT_KEYS"):
+        await gateway_client(voice_settings(key_file=None, create_key_file=False))
+    with pytest.raises(GatewayError, match="voice authenticator: .*model"):
+        await gateway_client(voice_settings(model_dir=str(tmp_path / "no-model-here")))
+    with pytest.raises(GatewayError, match="not in the recogniser's English dictionary"):
+        await gateway_client(voice_settings(mode="passphrase", passphrase="open xqzzyv sesame"))

@@ -1,0 +1,35 @@
+"""Gateway settings for voice-verification tests: the real app wired to the real config files and model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gateway.settings import GatewaySettings
+from gateway.testing import TEST_SECRET, make_settings
+from support.speech import model_dir
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO / "config"
+
+
+def voice_gateway_settings(tmp_path: Path, *, webchat: bool = False, max_attempts: int = 3,
+                           **voice: Any) -> GatewaySettings:
+    """REST (+ web chat), the demo bot and CRM on ``config/flows.yaml`` and ``config/customers.yaml``, and the
+    ``voice`` authenticator on the real model with ``voice`` overrides; vault keys in a fresh file under
+    ``tmp_path`` (unless VOICEGATE_VOICEPRINT_KEYS is set)."""
+    plugins = ["rest", "demo_bot", "demo_crm", "voice_auth"]
+    channels: dict[str, Any] = {"rest": {"secret": TEST_SECRET}}
+    if webchat:
+        plugins.insert(1, "webchat")
+        channels["webchat"] = {}
+    auth = {"model_dir": str(model_dir()), "key_file": str(tmp_path / "voiceprint.keys"),
+            "create_key_file": True, "max_attempts": max_attempts, **voice}
+    return make_settings(
+        tmp_path,
+        plugins=plugins,
+        channels=channels,
+        bots=[{"use": "demo", "settings": {"flows": str(CONFIG_DIR / "flows.yaml")}}],
+        crm=[{"use": "demo", "settings": {"customers": str(CONFIG_DIR / "customers.yaml")}}],
+        authentication={"use": "voice", "verified_ttl_s": 900, "authenticators": {"voice": auth}},
+    )
