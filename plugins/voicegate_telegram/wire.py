@@ -8,8 +8,11 @@ An update, abridged::
       "message": {"message_id": 6, "chat": {"id": 42, "type": "private"}, "reply_markup": {...}}}}
 
 Read: ``message`` (text, caption, voice, audio, document, photo, video, video_note) and
-``callback_query`` (an inline button). Every other update kind is skipped. ``update_id`` is
-unique per bot, so it is the delivery's message id: a redelivered update is answered once.
+``callback_query`` (an inline button). Every other update kind is skipped.
+
+The delivery's message id is ``tg-<update_id>-<chat message_id>`` (``-<callback id>`` for a press):
+a redelivered update keeps it, so it is answered once. ``update_id`` alone is not enough: after
+a week without updates Telegram restarts it at a random value, which could meet an old one.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class TgMessage:
     """What one update asks of the gateway."""
 
     sender: str  # the private chat's id
-    message_id: str  # "tg-<update_id>"
+    message_id: str  # "tg-<update_id>-<chat message id or callback id>"
     received_at: datetime | None
     text: str | None = None
     button_data: str | None = None
@@ -106,6 +109,8 @@ def _message(message: Mapping[str, Any], message_id: str, private_only: bool) ->
     if sender is None:
         return None
     text = _str(message.get("text")) or _str(message.get("caption"))
+    if _int(message.get("message_id")) is not None:
+        message_id = f"{message_id}-{message['message_id']}"
     base = TgMessage(sender=sender, message_id=message_id, received_at=_date(message.get("date")), text=text)
     media = _media(message)
     if media is None and text is None:
@@ -145,7 +150,7 @@ def _callback(query: Mapping[str, Any], message_id: str, private_only: bool) -> 
     sender = _chat_id(origin, private_only)
     if sender is None:
         return None
-    return TgMessage(sender=sender, message_id=message_id, received_at=None, button_data=data,
+    return TgMessage(sender=sender, message_id=f"{message_id}-{query['id']}", received_at=None, button_data=data,
                      button_title=_title_of(origin, data), callback_query_id=query["id"],
                      origin_message_id=_int(origin.get("message_id")))
 
