@@ -3,13 +3,15 @@
 Route (relative to ``/channels/<name>``): ``POST /webhook``, the number's "A message comes in"
 webhook in the Twilio console. The signature is checked against the public URL, MMS files are
 fetched, the pipeline answers, and the replies go back in the same response as TwiML
-``<Message>`` elements. Messages outside a request (agents) use ``POST .../Messages.json``.
+``<Message>`` elements. Messages outside a request (agents), and answers not ready within
+``reply_within_s``, use ``POST .../Messages.json``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Sequence
+from typing import Any, Coroutine, Sequence, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +25,8 @@ from voicegate_twilio_sms.signature import HEADER, signature_problem
 from voicegate_twilio_sms.texts import pack, plain, twiml
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TWIML = "application/xml"
 _MAX_MEDIA = 10  # Twilio sends at most 10 files per MMS
@@ -40,6 +44,7 @@ class TwilioSmsChannel:
         self._context = context
         self.api = TwilioApi(context.http, settings)
         self._answered: dict[str, None] = {}  # MessageSids answered lately (insertion-ordered, bounded)
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def create(cls, settings: TwilioSmsSettings, context: GatewayContext) -> "TwilioSmsChannel":
@@ -55,7 +60,11 @@ class TwilioSmsChannel:
             await self.api.send_sms(recipient, body, media[index] if index < len(media) else ())
 
     async def close(self) -> None:
-        """Nothing to release: calls use the gateway's shared session."""
+        """Let turns still running finish (up to 10 s) so their answers go out, then cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=10.0)
+            for task in pending:
+                task.cancel()
 
     # ----------------------------------------------------------------- handler
 
@@ -85,14 +94,51 @@ class TwilioSmsChannel:
         if text is None and not attachments:
             return web.Response(body=twiml([]), content_type=_TWIML)
         inbound = InboundMessage(channel=self.name, sender=sender, message_id=sid, text=text, attachments=attachments)
+        # Twilio waits 15 s for the answer. The pipeline runs in its own task so a slow turn (a voice
+        # check on a busy machine) is never cut short: past reply_within_s its replies go by API.
+        work = self._own(self._context.inbox.receive(inbound), f"sms turn {sid[-6:]}")
         try:
-            replies = await self._context.inbox.receive(inbound)
+            done, _ = await asyncio.wait({work}, timeout=self.settings.reply_within_s)
+        except asyncio.CancelledError:  # Twilio hung up: the answer goes out through the API
+            self._send_later(work, sender, sid)
+            raise
+        if not done:
+            log.info("SMS %s: the answer takes longer than %s s; it will be sent through the Messages API",
+                     sid, self.settings.reply_within_s)
+            self._send_later(work, sender, sid)
+            self._remember(sid)
+            return web.Response(body=twiml([]), content_type=_TWIML)
+        try:
+            replies = work.result()
         except InboundRejected as exc:
             return _error(exc.status, str(exc), "Fix the request as the error says and resend it")
         self._remember(sid)
         return self._twiml(replies)
 
     # ----------------------------------------------------------------- helpers
+
+    def _own(self, coroutine: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _send_later(self, work: asyncio.Task[list[OutboundMessage]], sender: str, sid: str) -> None:
+        async def send() -> None:
+            try:
+                replies = await work
+            except InboundRejected as exc:
+                log.warning("SMS %s refused by the pipeline: %s", sid, exc)
+                return
+            except Exception:  # noqa: BLE001 - nobody else will see it
+                log.exception("SMS %s failed in the pipeline", sid)
+                return
+            try:
+                await self.deliver(sender, replies)
+            except TwilioError as exc:
+                log.warning("SMS %s: the late answer could not be sent: %s", sid, exc)
+
+        self._own(send(), f"sms late answer {sid[-6:]}")
 
     def _public_url(self, request: web.Request) -> str:
         if self.settings.public_base_url:

@@ -39,6 +39,9 @@ class TwilioSmsSettings(PluginSettings):
     # Largest MMS file (voice note) fetched (bytes); Twilio MMS carries at most 5 MB.
     max_media_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     request_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    # Twilio waits 15 s for the webhook's answer. Replies not ready within this many seconds (a voice
+    # check on a busy machine) are answered with an empty TwiML and sent through the Messages API.
+    reply_within_s: float = Field(default=10.0, gt=0, le=14)
     # Sent when an MMS file could not be fetched from Twilio, so the customer resends it.
     media_failed_text: str = Field(default="Sorry, I couldn't receive your file. Please send it again.", min_length=1)
 

@@ -48,13 +48,16 @@ ChannelSettings = Callable[..., GatewaySettings]
 
 @pytest.fixture
 def channel_settings(demo_settings: Callable[..., GatewaySettings]) -> ChannelSettings:
-    """``channel_settings(name, settings, probe=False)``: one channel, the demo bot and CRM on the real
-    config files, the deny authenticator; with ``probe`` the audio probe bot answers voice notes first."""
+    """``channel_settings(plugin, name, settings, probe=False, first_bots=())``: one channel, the demo bot
+    and CRM on the real config files, the deny authenticator; ``first_bots`` and (with ``probe``) the
+    audio probe bot are asked before the demo bot."""
 
-    def build(plugin: str, name: str, settings: dict[str, Any], *, probe: bool = False) -> GatewaySettings:
-        bots: list[dict[str, Any]] = [{"use": "demo", "settings": {"flows": str(CONFIG_DIR / "flows.yaml")}}]
+    def build(plugin: str, name: str, settings: dict[str, Any], *, probe: bool = False,
+              first_bots: tuple[str, ...] = ()) -> GatewaySettings:
+        bots: list[dict[str, Any]] = [{"use": use} for use in first_bots]
         if probe:
-            bots.insert(0, {"use": "audio_probe"})
+            bots.append({"use": "audio_probe"})
+        bots.append({"use": "demo", "settings": {"flows": str(CONFIG_DIR / "flows.yaml")}})
         return demo_settings(plugins=[plugin, "demo_bot", "demo_crm", "deny_auth"], channels={name: settings}, bots=bots)
 
     return build

@@ -3,12 +3,16 @@ numbered menus answered with a digit, TwiML replies, MMS voice notes, the Messag
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
+from urllib.parse import unquote_plus
 from xml.etree import ElementTree
 
 from vendor_fakes import decoded_seconds, FakeTwilio, voice_note
 
+from gateway.components import BotReply, ComponentSpec
+from gateway.hookspecs import hookimpl
 from gateway.messages import OutboundMessage
 from gateway.testing import runtime_of
 from voicegate_twilio_sms.signature import HEADER, compute, signature_problem
@@ -134,7 +138,6 @@ async def test_agent_messages_go_through_the_messages_api_split_to_sms_size(gate
     bodies = [dict(re.findall(r"([^&=]+)=([^&]*)", r.body.decode())) for r in sent]
     assert all(b["To"] == "%2B393331234567" and b["From"] == "%2B15005550006" for b in bodies)
     assert all(r.headers["Authorization"].startswith("Basic ") for r in sent)
-    from urllib.parse import unquote_plus
     texts = [unquote_plus(b["Body"]) for b in bodies]
     assert all(len(t) <= 160 for t in texts)
     assert texts[0].endswith("...") and texts[1].endswith("- thanks")  # middle cut, GSM-only punctuation
@@ -159,3 +162,37 @@ def test_sms_packing_joins_short_messages_and_keeps_the_menu() -> None:
     packed = pack(parts, max_chars=160, max_messages=2)
     assert packed == ["a" * 150 + " ...", "Menu:\n1. Yes\n2. No"]
     assert plain("It’s “fine” — really…") == "It's \"fine\" - really..."
+
+
+class SlowPlugin:
+    """A bot that thinks for a while about "slow" (as a voice check on a busy machine would)."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    @hookimpl
+    def register_bots(self, register) -> None:
+        delay_s = self.delay_s
+
+        class Slow:
+            name = "slow"
+
+            async def handle(self, turn):
+                if turn.message.text != "slow":
+                    return None
+                await asyncio.sleep(delay_s)
+                return BotReply(messages=(OutboundMessage(text="Thanks for waiting."),))
+
+        register(ComponentSpec(name="slow", factory=lambda settings, context: Slow()))
+
+
+async def test_a_slow_answer_goes_through_the_messages_api(gateway_client, channel_settings, twilio) -> None:
+    settings = channel_settings("sms", "sms", sms_settings(twilio, reply_within_s=0.2), first_bots=("slow",))
+    client = await gateway_client(settings, extra_plugins=[SlowPlugin(delay_s=0.6)])
+    form = inbound(twilio, "slow")
+    assert await messages_of(await post(client, form, twilio=twilio)) == []  # Twilio gets its answer in time
+    (sent,) = await twilio.wait_for("/Messages.json", 1)
+    assert b"Body=Thanks+for+waiting." in sent.body
+    assert await messages_of(await post(client, form, twilio=twilio)) == []  # a retry is not answered twice
+    await asyncio.sleep(0.8)
+    assert len(twilio.calls("/Messages.json")) == 1
