@@ -196,3 +196,13 @@ async def test_a_slow_answer_goes_through_the_messages_api(gateway_client, chann
     assert await messages_of(await post(client, form, twilio=twilio)) == []  # a retry is not answered twice
     await asyncio.sleep(0.8)
     assert len(twilio.calls("/Messages.json")) == 1
+
+
+def test_twiml_escapes_what_bots_write() -> None:
+    from voicegate_twilio_sms.texts import twiml
+
+    body = twiml(["Terms & <conditions>", "2 > 1"], [[], ["https://files.example/a.mp3?x=1&y=2"]])
+    root = ElementTree.fromstring(body)
+    first, second = root.findall("Message")
+    assert first.text == "Terms & <conditions>"
+    assert second.find("Body").text == "2 > 1" and second.find("Media").text == "https://files.example/a.mp3?x=1&y=2"

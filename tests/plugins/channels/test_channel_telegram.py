@@ -192,3 +192,11 @@ async def test_outgoing_ogg_audio_is_sent_as_a_voice_note(gateway_client, channe
     (voice,) = bot_api.calls("/sendVoice")
     assert note in voice.body and b'name="voice"; filename="note.ogg"' in voice.body
     assert bot_api.calls("/sendMessage")[0].json() == {"chat_id": str(CHAT), "text": "Your recording"}
+
+
+async def test_a_flood_wait_is_honoured_once(gateway_client, channel_settings, bot_api) -> None:
+    bot_api.flood_waits = 1
+    client, runtime = await start(gateway_client, channel_settings, bot_api)
+    await post(client, text_update(9301, "opening hours?"))
+    first, second = await bot_api.wait_for("/sendMessage", 2)
+    assert first.body == second.body and second.json()["text"].startswith("We're open")

@@ -171,6 +171,7 @@ class FakeBotApi(FakeVendor):
 
     token: str = "123456789:AAHfakeTokenForTestsOnly_abcdefghij"
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, bytes)
+    flood_waits: int = 0  # answer this many sendMessage calls with 429 "retry after 1" first
     _ids: Any = field(default_factory=lambda: itertools.count(100))
 
     def routes(self) -> list[web.RouteDef]:
@@ -198,6 +199,10 @@ class FakeBotApi(FakeVendor):
             if "reply_markup" in params or not params.get("message_id"):
                 return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request"}, status=400)
             return web.json_response({"ok": True, "result": {"message_id": params["message_id"]}})
+        if name == "sendMessage" and self.flood_waits > 0:
+            self.flood_waits -= 1
+            return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                                      "parameters": {"retry_after": 1}}, status=429)
         if name.startswith("send"):
             return web.json_response({"ok": True, "result": {"message_id": next(self._ids), "date": 1700000000,
                                                              "chat": {"id": int(params["chat_id"]), "type": "private"}}})
