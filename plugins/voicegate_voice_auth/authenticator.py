@@ -160,12 +160,12 @@ class VoiceAuthenticator:
         if (await self.store.state(customer, now)).locked(now):
             await self._audit(session, "verify", AuditDecision.LOCKED, "locked")
             return self._locked(lang, "locked_now")
+        voiceprint = await self._voiceprint(customer)
+        if voiceprint is None:  # deleted meanwhile (e.g. by an operator), expired, or from another model
+            return self._consent(lang)
         audio = message.audio
         if audio is None or not audio.data:
             return self._reminder(lang, state)
-        voiceprint = await self._voiceprint(customer)
-        if voiceprint is None:  # deleted meanwhile, expired, or from another model
-            return self._consent(lang)
         checked = await self._check(session, "verify", audio.data, audio.mime, state)
         if isinstance(checked, AuthStep):
             return checked

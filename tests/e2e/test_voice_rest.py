@@ -188,3 +188,29 @@ async def test_declining_consent_offers_an_agent_and_stores_nothing(voice_settin
     replies = await bob.driver.press("agent")
     _, conversation = await _conversation(client)
     assert conversation.state is ConversationState.WITH_AGENT
+
+
+async def test_an_operator_deletes_a_voiceprint_with_the_cli(voice_settings, gateway_client, tmp_path) -> None:
+    import asyncio
+    import sys
+
+    settings = voice_settings()
+    client, bob = await _bob(voice_settings, gateway_client)
+    await bob.enrol(DigitSpeaker(ENROLLED, seed=5), await bob.ask_balance_and_consent())
+    customer_id, _ = await _conversation(client)
+    vault = runtime_of(client).authenticator.vault
+    assert await vault.load(customer_id) is not None
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "voiceprints", "delete", customer_id,
+        "--database-url", settings.database.url, "--keys-file", str(tmp_path / "voiceprint.keys"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert f"Deleted all voice data of {customer_id}" in out.decode()
+    assert await vault.load(customer_id) is None
+
+    # The next sensitive request starts from consent: nothing of the old voiceprint is used.
+    replies = await RestDriver(client, sender="bob").say("balance")
+    assert ("Accept / Accetto", "voice_consent_accept") in buttons(replies), replies
+    assert EURO not in all_text(replies)
