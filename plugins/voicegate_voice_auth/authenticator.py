@@ -62,6 +62,15 @@ class VoiceAuthenticator:
             return AuthStep(AuthStatus.FAILED, (OutboundMessage(text=texts.text(lang, "agent")),), {},
                             handoff=True, reason="customer asked for an agent")
         phase = session.state.get("phase")
+        said = (message.text or "").strip().lower().strip(".!?")
+        if said and texts.asks_to_forget(said):
+            await self.forget(session.customer_id)
+            reply = self._with_agent(lang, texts.text(lang, "forgotten"))
+            return AuthStep(AuthStatus.DECLINED, (reply,), {}, reason="customer deleted the voiceprint")
+        if said in texts.CANCEL_WORDS:
+            await self._audit(session, str(phase or "consent"), AuditDecision.DECLINED, "cancelled")
+            reply = self._with_agent(lang, texts.text(lang, "cancelled"))
+            return AuthStep(AuthStatus.DECLINED, (reply,), {}, reason="customer cancelled")
         if phase == "consent":
             return await self._on_consent(session, message)
         if phase == "enrol":

@@ -29,6 +29,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "wrong_words": "I didn't hear the requested words.",
         "replay": "That recording was already used; please record a new note.",
         "reenrol": "Your voiceprint needs to be recorded again.",
+        "cancelled": "OK, cancelled. Ask me again whenever you like, or talk to an agent.",
+        "forgotten": "Done: I deleted your voiceprint and the voice data kept for you.",
     },
     "it": {
         "enrol_first": "Grazie. Registriamo la tua impronta vocale: {total} brevi messaggi vocali. Messaggio 1 — di': {say}",
@@ -52,11 +54,24 @@ TEXTS: dict[str, dict[str, str]] = {
         "wrong_words": "Non ho sentito le parole richieste.",
         "replay": "Questa registrazione è già stata usata; registra un nuovo messaggio.",
         "reenrol": "La tua impronta vocale va registrata di nuovo.",
+        "cancelled": "Va bene, annullato. Chiedimelo di nuovo quando vuoi, o parla con un operatore.",
+        "forgotten": "Fatto: ho cancellato la tua impronta vocale e i dati della voce salvati.",
     },
 }
 
 ACCEPT_WORDS = frozenset({"yes", "y", "ok", "okay", "accept", "agree", "si", "sì", "accetto", "accetta", "va bene"})
 DECLINE_WORDS = frozenset({"no", "n", "decline", "refuse", "rifiuto", "rifiuta", "non accetto"})
+# Leave a pending verification (back to the bot) in any phase.
+CANCEL_WORDS = frozenset({"cancel", "stop", "annulla", "basta", "lascia stare"})
+# Asking to delete the voiceprint while a verification is pending (the bot's intent can't hear it then).
+FORGET_PHRASES = (("delete", "voiceprint"), ("delete", "my", "voice"), ("forget", "my", "voice"),
+                  ("cancella", "impronta"), ("elimina", "impronta"), ("cancella", "mia", "voce"))
+
+
+def asks_to_forget(message: str) -> bool:
+    """True for "delete my voiceprint", "cancella la mia impronta vocale" and the like."""
+    words = set(message.lower().replace(".", " ").replace(",", " ").replace("!", " ").split())
+    return any(all(any(w.startswith(part) for w in words) for part in phrase) for phrase in FORGET_PHRASES)
 
 
 def language_of(language: str | None) -> str:

@@ -98,3 +98,25 @@ async def test_start_up_fails_clearly_without_keys_or_model(voice_settings, gate
         await gateway_client(voice_settings(model_dir=str(tmp_path / "no-model-here")))
     with pytest.raises(GatewayError, match="not in the recogniser's English dictionary"):
         await gateway_client(voice_settings(mode="passphrase", passphrase="open xqzzyv sesame"))
+
+
+async def test_cancel_or_delete_while_a_note_is_expected(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver, replies = await _consented(client)
+    theo = DigitSpeaker("theo", seed=23)
+    replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(replies))))
+    assert "say:" in all_text(replies).lower()
+    vault = runtime_of(client).authenticator.vault
+    customer = await _customer(client)
+
+    replies = await driver.say("Cancella la mia impronta vocale!")
+    assert "Fatto: ho cancellato" in all_text(replies) or "deleted your voiceprint" in all_text(replies)
+    assert await vault.enrolment_notes(customer) == []
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=customer)
+    assert conversation.state is ConversationState.WITH_BOT
+
+    driver, replies = await _consented(client)
+    replies = await driver.say("cancel")
+    assert "cancelled" in all_text(replies) or "annullato" in all_text(replies)
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=customer)
+    assert conversation.state is ConversationState.WITH_BOT

@@ -38,3 +38,13 @@ def test_mistakes_are_errors_that_say_what_is_wrong(values: dict, message: str) 
     with pytest.raises(ValidationError) as err:
         VoiceAuthSettings(**values)
     assert message in str(err.value)
+
+
+def test_requests_to_delete_the_voiceprint_are_recognised_in_both_languages() -> None:
+    from voicegate_voice_auth.texts import asks_to_forget
+
+    for said in ("delete my voiceprint", "Please delete my voice.", "cancella la mia impronta vocale",
+                 "elimina impronta vocale", "forget my voice"):
+        assert asks_to_forget(said), said
+    for said in ("what is my balance", "delete", "la mia voce è bassa", "4 7 2 9"):
+        assert not asks_to_forget(said), said
