@@ -120,3 +120,27 @@ async def test_cancel_or_delete_while_a_note_is_expected(voice_settings, gateway
     assert "cancelled" in all_text(replies) or "annullato" in all_text(replies)
     (conversation,) = await runtime_of(client).store.conversations(customer_id=customer)
     assert conversation.state is ConversationState.WITH_BOT
+
+
+async def test_an_italian_customer_is_asked_in_italian(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver = RestDriver(client, sender="alice")  # config/customers.yaml: language it
+    replies = await driver.say("Qual è il mio saldo?")
+    assert "impronta vocale" in all_text(replies) and "365 giorni" in all_text(replies)
+    assert [t for t, _ in buttons(replies)] == ["Accept / Accetto", "Decline / Rifiuto"]
+    replies = await driver.press("voice_consent_accept")
+    assert "Messaggio 1 — di':" in all_text(replies) and len(prompted_digits(replies)) == 4
+    assert ("Parla con un operatore", "agent") in buttons(replies)
+
+
+async def test_a_locked_customer_goes_straight_to_an_agent(voice_settings, gateway_client) -> None:
+    from gateway.components import AuthSession, AuthStatus
+
+    client = await gateway_client(voice_settings(max_attempts=1, lockout_s=600))
+    auth = runtime_of(client).authenticator
+    await auth.store.record_failure("cust-1", auth.clock(), max_attempts=1, lockout_s=600)
+    step = await auth.start(AuthSession(customer_id="cust-1", conversation_id="c", channel="rest",
+                                        intent="balance", language="en", state={}))
+    assert step.status is AuthStatus.LOCKED and step.handoff
+    assert "passing you to an agent here in the chat" in step.messages[0].text
+    assert (await auth.store.audit_rows("cust-1"))[-1]["decision"] == "locked"

@@ -48,3 +48,11 @@ def test_requests_to_delete_the_voiceprint_are_recognised_in_both_languages() ->
         assert asks_to_forget(said), said
     for said in ("what is my balance", "delete", "la mia voce è bassa", "4 7 2 9"):
         assert not asks_to_forget(said), said
+
+
+def test_every_setting_is_documented_for_operators() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "voice-verification-operators.md").read_text()
+    missing = [name for name in VoiceAuthSettings.model_fields if f"`{name}`" not in doc]
+    assert missing == [], f"document these settings in docs/voice-verification-operators.md: {missing}"
