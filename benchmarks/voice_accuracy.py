@@ -97,7 +97,10 @@ def main() -> None:
             pooled[condition]["ours"] += our_scores
             pooled[condition]["labels"] += labels.tolist()
             dump[f"{name}/{condition}"] = {"labels": labels.tolist(), "ref": ref_scores, "ours": our_scores}
-            print(f"  {condition}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+            print(f"  {condition}: {time.monotonic() - started:.0f} s; EER reference {100 * ref_s['eer']:.2f} % "
+                  f"ours {100 * our_s['eer']:.2f} %", file=sys.stderr, flush=True)
+            if args.scores_out:
+                args.scores_out.write_text(json.dumps(dump))
 
     for condition in conditions:
         p = pooled[condition]

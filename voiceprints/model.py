@@ -90,8 +90,8 @@ class EcapaModel:
 
     ``encoder`` is SpeechBrain's ``EncoderClassifier`` (kept for the reference path in benchmarks); :meth:`embed`
     calls its modules directly under ``torch.inference_mode`` (no padding masks, no autograd bookkeeping).
-    ``precision="bf16"`` runs the TDNN under bfloat16 autocast (oneDNN kernels on CPUs with AVX512-BF16/AMX): about
-    1.3-1.6x faster here, embeddings within cosine 0.9999 of fp32; features and pooling statistics stay float32.
+    ``precision="bf16"`` runs the TDNN under bfloat16 autocast (oneDNN kernels on CPUs with AVX512-BF16/AMX);
+    embeddings stay within cosine 0.9999 of fp32.
     Thread-safe for inference: the modules are in eval mode and never mutated.
     """
 
@@ -141,11 +141,13 @@ def bf16_supported() -> bool:
 
 
 def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
-               precision: str = "auto") -> EcapaModel:
+               precision: str = "fp32") -> EcapaModel:
     """Load the ECAPA model from a local folder, offline, after checking the pinned sha256 of every file.
 
     ``threads`` sets torch's intra-op thread count (process-wide); ``None`` leaves it alone. ``precision`` is
-    ``fp32``, ``bf16`` or ``auto`` (bf16 where the CPU has native bfloat16 support, else fp32).
+    ``fp32`` (default), ``bf16`` or ``auto`` (bf16 where the CPU has native bfloat16 support). bf16 was faster on an
+    idle machine here (83 vs 104 ms for 3 s) but much slower when the cores were oversubscribed (autocast re-casts
+    the weights on every call), so it is opt-in; ``benchmarks/voice_latency.py`` measures both.
 
     >>> model = load_ecapa("../shared/models/spkrec-ecapa-voxceleb")  # doctest: +SKIP
     >>> model.embed(samples).shape  # doctest: +SKIP

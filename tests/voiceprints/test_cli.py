@@ -15,12 +15,11 @@ from voiceprints.scoring import Calibration
 
 @pytest.fixture
 def small_trials(tmp_path):
-    """A small real trial list over passphrase-dev: 2 enrolments x (2 target + 4 non-target) tests."""
-    lines = []
-    for speaker, others in (("george", ("jackson", "theo")), ("lucas", ("nicolas", "yweweler"))):
-        enroll = [f"{speaker}/0{i}.wav" for i in range(3)]
-        lines += [{"enroll": enroll, "test": f"{speaker}/0{i}.wav", "target": True} for i in (4, 8)]
-        lines += [{"enroll": enroll, "test": f"{o}/0{i}.wav", "target": False} for o in others for i in (5, 9)]
+    """A small real trial list over passphrase-dev: george enrolled, one target and two impostor tests."""
+    enroll = [f"george/0{i}.wav" for i in range(3)]
+    lines = [{"enroll": enroll, "test": "george/04.wav", "target": True},
+             {"enroll": enroll, "test": "jackson/05.wav", "target": False},
+             {"enroll": enroll, "test": "theo/05.wav", "target": False}]
     path = tmp_path / "trials.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     return path
@@ -39,19 +38,19 @@ def test_evaluate_json_and_calibrate(small_trials, tmp_path, audio_dir, model_di
     assert code == 0
     figures = json.loads(out)
     assert {"eer", "min_dcf", "frr_at_far_1pct", "frr_at_far_0_1pct", "trials"} <= set(figures)
-    assert figures["trials"] == 12 and figures["eer"] == 0.0  # clean passphrase clips separate perfectly
-    assert "] 18/18" in capsys.readouterr().err  # progress bar on stderr (18 files)
+    assert figures["trials"] == 3 and figures["eer"] == 0.0  # clean passphrase clips separate perfectly
+    assert "] 6/6" in capsys.readouterr().err  # progress bar on stderr (6 files)
     code, out = _run("evaluate", "--trials", str(small_trials), "--audio-root", root, "--quiet")
     assert code == 0 and "EER         0.00 %" in out and "minDCF" in out
 
     target = tmp_path / "thresholds.yaml"
     code, out = _run("calibrate", "--trials", str(small_trials), "--audio-root", root, "--out", str(target),
-                     "--far", "0.1", "--quiet")
+                     "--far", "0.5", "--quiet")
     import yaml
 
     calibration = Calibration.from_dict(yaml.safe_load(target.read_text()))
-    assert code == 0 and "FAR 10 %" in out and not calibration.normalised
-    assert 0.0 < calibration.thresholds[0.1] < 1.0 and calibration.slope > 0
+    assert code == 0 and "FAR 50 %" in out and not calibration.normalised
+    assert -1.0 < calibration.thresholds[0.5] < 0.5 and calibration.slope > 0  # between the two impostors
 
 
 def test_evaluate_errors_are_reported_not_raised(tmp_path, model_dir, capsys, monkeypatch):
