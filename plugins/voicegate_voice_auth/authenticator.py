@@ -129,7 +129,7 @@ class VoiceAuthenticator:
         audio = message.audio
         if audio is None or not audio.data:
             return self._reminder(lang, state)
-        checked = await self._check(session, "enrol", audio.data, audio.mime, state)
+        checked = await self._check(session, "enrol", audio.data, audio.mime, state, enrolment=True)
         if isinstance(checked, AuthStep):
             return checked
         note, content_ok = checked
@@ -201,13 +201,19 @@ class VoiceAuthenticator:
 
     # ----------------------------------------------------------------------------------------------- helpers
     async def _check(self, session: AuthSession, step: str, data: bytes, mime: str | None,
-                     state: dict[str, Any]) -> tuple[Any, bool] | AuthStep:
-        """Quality-gate and embed the note, and check its words; an :class:`AuthStep` when it can't be used."""
+                     state: dict[str, Any], *, enrolment: bool = False) -> tuple[Any, bool] | AuthStep:
+        """Quality-gate and embed the note, and check its words; an :class:`AuthStep` when it can't be used.
+
+        Enrolment notes also embed noisy, echoing and codec-degraded copies (about 4x the work, once per customer):
+        the voiceprint then holds up on the notes customers send later from worse places."""
         from voiceprints import AudioRejected, EngineBusy, EngineTimeout
 
         lang = session.language
         try:
-            note = await self.engine.check_note(data, mime)
+            if enrolment:
+                note = await self.engine.check_enrolment_note(data, mime)
+            else:
+                note = await self.engine.check_note(data, mime)
             content_ok = True
             if self.content is not None:
                 content_ok = await self.content.check_note(data, mime, self._expected_words(state),
