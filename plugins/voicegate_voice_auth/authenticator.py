@@ -87,6 +87,25 @@ class VoiceAuthenticator:
                                    decision=AuditDecision.DELETED, reason="customer_request")
         return bool(deleted or counters)
 
+    async def purge_expired(self) -> int:
+        """Delete voiceprints older than ``retention_days`` (what the consent promises) and expired replay memory
+        and audio; returns how many voiceprints were deleted. Run at start-up; :meth:`_voiceprint` also refuses an
+        expired one at use."""
+        import sqlalchemy as sa
+
+        from voiceprints.vault import TEMPLATES
+
+        cutoff = self.clock().timestamp() - self.settings.retention_days * 86400.0
+        table = sa.table(TEMPLATES, sa.column("customer_id"), sa.column("updated_at"))
+        async with self.vault.engine.connect() as conn:
+            expired = (await conn.execute(sa.select(table.c.customer_id).where(table.c.updated_at < cutoff))).scalars().all()
+        for customer_id in expired:
+            await self.vault.delete(customer_id)
+            await self.store.audit(customer_id=customer_id, channel="-", at=self.clock(), step="forget",
+                                   decision=AuditDecision.DELETED, reason="retention")
+        await self.vault.purge_expired()
+        return len(expired)
+
     async def close(self) -> None:
         self.engine.close()
         if self.content is not None:

@@ -105,7 +105,10 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
                     f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
                     "English dictionary; choose another passphrase or set check_content: false"
                 )
-    return VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content, clock=context.now)
+    authenticator = VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content,
+                                       clock=context.now)
+    await authenticator.purge_expired()
+    return authenticator
 
 
 @hookimpl

@@ -149,3 +149,26 @@ async def test_a_locked_customer_goes_straight_to_an_agent(voice_settings, gatew
     assert step.status is AuthStatus.LOCKED and step.handoff
     assert "passing you to an agent here in the chat" in step.messages[0].text
     assert (await auth.store.audit_rows("cust-1"))[-1]["decision"] == "locked"
+
+
+async def test_voiceprints_past_the_retention_period_are_deleted(voice_settings, gateway_client) -> None:
+    import time
+
+    import numpy as np
+    from voiceprints import Vault, Voiceprint
+
+    client = await gateway_client(voice_settings(retention_days=30))
+    auth = runtime_of(client).authenticator
+    model = auth.engine.engine.model
+    template = np.ones(192, dtype=np.float32) / np.sqrt(192)  # plumbing only: no voice is compared here
+
+    def voiceprint() -> Voiceprint:
+        return Voiceprint(template=template, model_id=model.model_id, model_revision=model.model_revision, notes=3)
+
+    old_vault = Vault(auth.vault.engine, auth.vault.keyring, clock=lambda: time.time() - 31 * 86400)
+    await old_vault.save("old-customer", voiceprint())
+    await auth.vault.save("recent-customer", voiceprint())
+    assert await auth.purge_expired() == 1
+    assert await auth.vault.load("old-customer") is None
+    assert await auth.vault.load("recent-customer") is not None
+    assert (await auth.store.audit_rows("old-customer"))[-1]["reason"] == "retention"
