@@ -234,7 +234,7 @@ class VoiceAuthenticator:
             else:
                 note = await self.engine.check_note(data, mime)
             content_ok = True
-            if self.content is not None:
+            if self.content is not None and texts.language_of(lang) in self.settings.content_languages:
                 content_ok = await self.content.check_note(data, mime, self._expected_words(state),
                                                            max_bytes=self.max_audio_bytes)
         except AudioRejected as exc:

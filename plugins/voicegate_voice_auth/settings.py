@@ -53,6 +53,9 @@ class VoiceAuthSettings(PluginSettings):
     check_content: bool = True
     content_decoys: int = Field(default=5, ge=1, le=50)
     content_near_misses: int = Field(default=0, ge=0, le=20)
+    # Customer languages the recogniser can check (its model is English). Customers in other languages say the
+    # digits in their own language, so for them only the voice and the replay memory are checked.
+    content_languages: tuple[str, ...] = ("en",)
     # Replay defence: a note whose embedding is this close (cosine) to an already used note is a replay.
     replay_similarity: float = Field(default=0.92, gt=0, le=1)
     replay_memory_days: int = Field(default=180, ge=1)

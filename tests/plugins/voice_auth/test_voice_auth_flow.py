@@ -136,6 +136,12 @@ async def test_an_italian_customer_is_asked_in_italian(voice_settings, gateway_c
     replies = await driver.press("voice_consent_accept")
     assert "Messaggio 1 — di':" in all_text(replies) and len(prompted_digits(replies)) == 4
     assert ("Parla con un operatore", "agent") in buttons(replies)
+    # She says the digits in Italian, which the English recogniser cannot check: only voice and replay count.
+    # (FSDD has English recordings only, so "other digits" stand in for words the recogniser would not match.)
+    challenge = prompted_digits(replies)
+    other = "".join(str((int(c) + 5) % 10) for c in challenge)
+    replies = await driver.send_audio(ogg_opus(DigitSpeaker("theo", seed=24).say(other)))
+    assert "Ricevuto, ancora 2" in all_text(replies), all_text(replies)
 
 
 async def test_a_locked_customer_goes_straight_to_an_agent(voice_settings, gateway_client) -> None:
