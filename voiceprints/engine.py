@@ -71,10 +71,10 @@ class Engine:
     def _speech(self, samples: np.ndarray, analysis: SpeechAnalysis) -> np.ndarray:
         return analysis.speech if self.settings.vad and analysis.speech_s >= 0.5 else samples
 
-    def _enrolment_embedding(self, samples: np.ndarray, analysis: SpeechAnalysis, key: str) -> np.ndarray | None:
+    def _enrolment_embedding(self, samples: np.ndarray, clean: np.ndarray, key: str) -> np.ndarray | None:
         if not self.settings.enrol_augment:
             return None
-        rows = [self.model.embed(self._speech(samples, analysis))]
+        rows = [clean]
         for variant in enrolment_variants(samples, key=key):
             rows.append(self.model.embed(self._speech(variant, analyse(variant, TARGET_RATE))))
         return l2_normalise(np.mean(rows, axis=0))
@@ -86,7 +86,7 @@ class Engine:
         analysis = self._gate(wave.samples)
         digest = wave.sha256()
         note = self._note(wave.samples, analysis, digest)
-        return replace(note, enrolment_embedding=self._enrolment_embedding(wave.samples, analysis, digest))
+        return replace(note, enrolment_embedding=self._enrolment_embedding(wave.samples, note.embedding, digest))
 
     def check_waveform(self, wave: Waveform) -> NoteEmbedding:
         """Quality-gate decoded audio and embed its speech (raises :class:`AudioRejected`)."""
@@ -103,7 +103,7 @@ class Engine:
             analysis, problem = analyse(samples, TARGET_RATE), exc.code
         note = self._note(samples, analysis, "")
         if enrolment:
-            note = replace(note, enrolment_embedding=self._enrolment_embedding(samples, analysis, key))
+            note = replace(note, enrolment_embedding=self._enrolment_embedding(samples, note.embedding, key))
         return note, problem
 
     def check_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
