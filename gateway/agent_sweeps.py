@@ -20,6 +20,7 @@ from gateway.conversation import ConversationState
 from gateway.db.agent_queries import ACK_AUTHOR, AckDue
 from gateway.db.store import ConversationRow
 from gateway.errors import GatewayError
+from gateway.events import HandoffRequested
 from gateway.messages import OutboundMessage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 QUEUE_AUTHOR = "desk:queue"  # recorded as the author of assignments made from the queue
+QUEUE_REASON = "assigned from the queue"  # HandoffRequested.reason of those assignments
 
 
 async def acknowledge_waiting(desk: "AgentDesk") -> int:
@@ -96,6 +98,10 @@ async def assign_queued(desk: "AgentDesk") -> int:
             continue
         assigned += 1
         log.info("queued conversation %s -> %s", queued.id, agent.id)
+        if desk.notifier is not None:  # committed: tell plugins, as the pipeline does for a direct handoff
+            desk.notifier.notify([("on_handoff", HandoffRequested(
+                queued.id, queued.customer_id, queued.channel, QUEUE_REASON, queued.skill, agent.id, desk.clock(),
+            ))])
         try:
             text = desk.settings.handoff_text.format(agent_name=agent.name)
         except (KeyError, IndexError, ValueError):

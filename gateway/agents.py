@@ -35,6 +35,8 @@ from gateway.messages import Button, OutboundMessage, Template
 if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import web
 
+    from gateway.plugin_manager import Notifier
+
 log = logging.getLogger(__name__)
 
 # How long a routing decision made here counts towards an agent's load before the database
@@ -100,11 +102,13 @@ class AgentDesk:
         store: Store,
         outbox: Outbox,
         clock: Callable[[], datetime],
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.outbox = outbox
         self.clock = clock
+        self.notifier = notifier  # fires on_handoff for assignments the desk makes on its own (queue drain)
         self.queries = AgentQueries(store.db)
         self.agents: dict[str, AgentProfile] = {a.id: a for a in settings.team}
         if len(self.agents) != len(settings.team):

@@ -181,7 +181,7 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             raw = auth.authenticators.get(auth.use, {})
             authenticator = await _build(plugins.components.authenticators[auth.use], raw, context)
             stack.push_async_callback(_close_quietly, authenticator, auth.use)
-        desk = _make_desk(settings, store, pipeline, clock)
+        desk = _make_desk(settings, store, pipeline, clock, notifier)
         pipeline.attach(Components(channels=channels, bots=bots, crm=crm, authenticator=authenticator, desk=desk))
 
         for name, channel in channels.items():
@@ -214,8 +214,10 @@ async def _build(registered: Registered, raw: Any, context: Context) -> Any:
     return component
 
 
-def _make_desk(settings: GatewaySettings, store: Store, pipeline: Pipeline, clock: Callable[[], datetime]) -> AgentDesk:
-    return AgentDesk(settings.agents, store, pipeline, clock)
+def _make_desk(
+    settings: GatewaySettings, store: Store, pipeline: Pipeline, clock: Callable[[], datetime], notifier: Notifier
+) -> AgentDesk:
+    return AgentDesk(settings.agents, store, pipeline, clock, notifier)
 
 
 def _mount(app: web.Application, prefix: str, routes: Sequence[web.AbstractRouteDef]) -> None:

@@ -94,7 +94,7 @@ class AuthGate:
             conversation_id=conv.id,
             channel=turn.message.channel,
             intent=conv.pending_intent or "",
-            language=turn.profile.language,
+            language=turn.language,
             state=state,
         )
         try:

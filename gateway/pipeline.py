@@ -319,7 +319,7 @@ class Pipeline:
         desk = self.components.desk
         if desk is not None:
             try:
-                agent = await desk.assign(conv.id, skill=handoff.skill, language=turn.profile.language)
+                agent = await desk.assign(conv.id, skill=handoff.skill, language=turn.language)
             except Exception:  # noqa: BLE001 - the customer stays queued; agents pick it from the queue
                 log.exception("the agent desk failed to assign conversation %s; it stays queued", conv.id)
         conv.state, conv.pending_intent = ConversationState.WITH_AGENT, None

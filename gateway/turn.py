@@ -17,6 +17,8 @@ from gateway.conversation import ConversationView, CustomerProfile, CustomerView
 from gateway.db.store import ConversationRow, WriteSet, event_row
 from gateway.messages import InboundMessage, OutboundMessage
 
+LANGUAGE_KEY = "language"  # conversation.context key a bot sets to the language the customer writes in
+
 
 @dataclass
 class Turn:
@@ -44,6 +46,14 @@ class Turn:
     def notify(self, hook_name: str, event: object) -> None:
         """Queue a notification hook call for after the commit."""
         self.notifications.append((hook_name, event))
+
+    @property
+    def language(self) -> str | None:
+        """The conversation's language (``context["language"]``, set by a bot) or else the CRM profile's."""
+        spoken = self.conversation.context.get(LANGUAGE_KEY)
+        if isinstance(spoken, str) and spoken:
+            return spoken
+        return self.profile.language if self.profile is not None else None
 
     def conversation_view(self) -> ConversationView:
         conv = self.conversation

@@ -56,8 +56,9 @@ class QueuedConversation:
 
     id: str
     customer_id: str
-    language: str | None  # from the customer's CRM profile
+    language: str | None  # the conversation's (context["language"]), else the customer's CRM profile's
     skill: str | None  # from the latest handoff event
+    channel: str = ""
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ class AgentQueries:
             .scalar_subquery()
         )
         query = (
-            select(c.c.id, c.c.customer_id, customers.c.profile, queued_at.label("queued_at"))
+            select(c.c.id, c.c.customer_id, c.c.channel, c.c.context, customers.c.profile, queued_at.label("queued_at"))
             .select_from(c.join(customers, customers.c.id == c.c.customer_id))
             .where(c.c.state == WITH_AGENT, c.c.assigned_agent.is_(None))
             .order_by(queued_at, c.c.created_at, c.c.id)
@@ -295,12 +296,14 @@ class AgentQueries:
         result = []
         for r in rows:
             profile = r.profile if isinstance(r.profile, dict) else {}
-            language = profile.get("language")
+            context = r.context if isinstance(r.context, dict) else {}
+            language = context.get("language") or profile.get("language")
             skill = skills.get(r.id)
             result.append(
                 QueuedConversation(
                     id=r.id,
                     customer_id=r.customer_id,
+                    channel=r.channel,
                     language=language if isinstance(language, str) else None,
                     skill=skill if isinstance(skill, str) else None,
                 )
