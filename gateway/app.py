@@ -29,6 +29,7 @@ from gateway.db.migrate import upgrade_async
 from gateway.db.store import Store
 from gateway.enrichment import ConfiguredCrm
 from gateway.errors import ConfigError, GatewayError, InboundRejected, UnknownConversation
+from gateway.http_errors import error_response
 from gateway.pipeline import Components, Pipeline, utcnow
 from gateway.plugin_manager import Notifier, Plugins, Registered, load_plugins
 from gateway.sequencer import Sequencer, make_sequencer
@@ -98,7 +99,20 @@ def create_app(
     app[PLUGINS] = plugins
     app.router.add_get("/healthz", _healthz)
     app.cleanup_ctx.append(lambda app: _lifecycle(app, clock))
+    app.on_shutdown.append(_close_channels)
     return app
+
+
+async def _close_channels(app: web.Application) -> None:
+    """Close every channel as shut-down begins (``close()`` is idempotent; cleanup calls it again).
+
+    aiohttp waits for open requests, WebSockets included, before running the cleanup steps: a
+    web chat page left open would hold shut-down for the whole timeout unless its socket is
+    closed (1001, "going away") here first.
+    """
+    runtime = app.get(RUNTIME)
+    if runtime is not None:
+        await asyncio.gather(*(_close_quietly(channel, name) for name, channel in runtime.channels.items()))
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -118,21 +132,20 @@ async def _errors_middleware(request: web.Request, handler: Callable[[web.Reques
     try:
         return await handler(request)
     except InboundRejected as exc:
-        return web.json_response({"error": str(exc)}, status=exc.status)
+        return error_response(exc.status, str(exc), "Fix the request as the error says and resend it")
     except UnknownConversation as exc:
-        return web.json_response({"error": str(exc)}, status=404)
+        return error_response(404, str(exc), "Check the conversation id; list conversations first")
     except web.HTTPRequestEntityTooLarge:
         return _too_large(limit)
     except GatewayError as exc:  # a core error the handler did not expect: the caller may retry
         log.exception("request %s %s failed", request.method, request.path)
-        return web.json_response({"error": f"the gateway could not process this request ({exc}); retry later"}, status=503)
+        return error_response(503, f"the gateway could not process this request ({exc})", "Retry later")
 
 
 def _too_large(limit: int) -> web.Response:
-    return web.json_response(
-        {"error": f"the request body is larger than the gateway accepts ({limit} bytes); "
-                  "send less data (e.g. a shorter voice note) or raise server.max_body_bytes"},
-        status=413,
+    return error_response(
+        413, f"the request body is larger than the gateway accepts ({limit} bytes)",
+        "Send less data (e.g. a shorter voice note), or raise server.max_body_bytes in the gateway's YAML",
     )
 
 

@@ -168,6 +168,18 @@ async def test_closing_the_channel_closes_open_pages(demo_settings, gateway_clie
         assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)  # "going away": the page reconnects
 
 
+async def test_gateway_shut_down_closes_open_pages_first(demo_settings, gateway_client) -> None:
+    # aiohttp waits for open WebSockets before its cleanup steps; the app's on_shutdown step
+    # closes the channels first, so an open page does not hold shut-down for its whole timeout.
+    client = await gateway_client(demo_settings())
+    async with client.ws_connect(WS) as ws:
+        await hello(ws)
+        shutting_down = asyncio.create_task(client.server.close())
+        closing = await ws.receive(timeout=5)
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        await asyncio.wait_for(shutting_down, 10)
+
+
 async def test_pending_messages_of_customers_who_never_return_expire(demo_settings, gateway_client) -> None:
     client = await gateway_client(demo_settings(channels={"webchat": {"pending_ttl_s": 60}}))
     channel = runtime_of(client).channels["webchat"]
