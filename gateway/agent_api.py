@@ -16,7 +16,7 @@ GET      ``/templates``                              reply templates and the var
 Every request identifies an agent with ``Authorization: Bearer <token>`` (the token set in
 ``agents.team[].token``). An agent configured without a token is identified by the header
 ``X-VoiceGate-Agent: <id>`` instead — for development only. Otherwise: 401. Errors are
-``{"error": "<what was wrong and what to do>"}`` with 400, 401, 404, 409, or 503 when the gateway
+``{"error": "<what was wrong>", "hint": "<what to do>"}`` with 400, 401, 404, 409, or 503 when the gateway
 itself cannot carry the action out (e.g. the conversation's channel is not enabled here).
 """
 
@@ -31,6 +31,7 @@ from aiohttp import web
 from gateway.agent_settings import AgentProfile
 from gateway.agents import AgentDesk, DeskError
 from gateway.errors import GatewayError, UnknownConversation
+from gateway.http_errors import error_response
 from gateway.messages import Button
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,18 @@ MAX_BUTTONS = 10
 Handler = Callable[[web.Request, AgentProfile], Awaitable[web.StreamResponse]]
 
 
+# What an agent's client can do about each kind of refusal (the ``hint`` of the error body).
+_HINTS = {
+    400: "Fix the request as the error says and resend it",
+    401: "Send Authorization: Bearer <your agents.team[].token>",
+    404: "Check the conversation id; GET /agents/me/conversations lists yours and the queue",
+    409: "Reload the conversation (GET /agents/conversations/{id}) and decide again",
+    503: "Retry later, or ask the operator to enable the conversation's channel",
+}
+
+
 def _error(status: int, message: str, **headers: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers or None)
+    return error_response(status, message, _HINTS.get(status, "Retry later"), headers=headers)
 
 
 class _Rejected(Exception):

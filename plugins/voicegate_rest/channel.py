@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any, Sequence
@@ -11,6 +10,7 @@ from aiohttp import web
 
 from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.errors import InboundRejected
+from gateway.http_errors import error_response
 from gateway.messages import OutboundMessage
 
 from voicegate_rest.outbox import Outbox
@@ -69,15 +69,11 @@ class RestChannel:
         try:
             replies = await self._context.inbox.receive(message)
         except InboundRejected as exc:
-            return web.json_response({"error": str(exc), "hint": "Fix the request as the error says and resend it"},
-                                     status=exc.status)
+            return error_response(exc.status, str(exc), "Fix the request as the error says and resend it")
         except Exception:  # noqa: BLE001 - the integrator gets a retryable answer, the log the details
             log.exception("REST message %r from %r failed in the pipeline", message.message_id, message.sender)
-            return web.json_response(
-                {"error": "the gateway could not process the message",
-                 "hint": "Retry with the same message_id: a message already stored is answered once"},
-                status=500,
-            )
+            return error_response(500, "the gateway could not process the message",
+                                  "Retry with the same message_id: a message already stored is answered once")
         return web.json_response(reply_json(replies))
 
     async def get_outbox(self, request: web.Request) -> web.Response:
@@ -130,4 +126,4 @@ def _number(text: str, key: str, kind: Any) -> Any:
 
 
 def _error(problem: RequestProblem) -> web.Response:
-    return web.Response(status=problem.status, text=json.dumps(problem.body()), content_type="application/json")
+    return error_response(problem.status, problem.error, problem.hint)

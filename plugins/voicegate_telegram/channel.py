@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.errors import InboundRejected
+from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
 from voicegate_telegram.api import BotApi, TelegramError
@@ -157,4 +158,4 @@ class TelegramChannel:
 
 
 def _error(status: int, error: str, hint: str) -> web.Response:
-    return web.json_response({"error": error, "hint": hint}, status=status)
+    return error_response(status, error, hint)

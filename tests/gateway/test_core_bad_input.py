@@ -43,8 +43,11 @@ async def test_malformed_json_bad_signature_and_oversized_bodies(tmp_path, gatew
     big = {"type": "audio", "mime": "audio/ogg", "data_base64": "A" * 12_000}
     response = await chat.post({"sender": "alice", "message_id": "m-big", "attachments": [big]})
     assert response.status == 413
-    error = (await response.json())["error"]
-    assert "larger than" in error and "max_body_bytes" in error
+    answer = await response.json()
+    assert set(answer) == {"error", "hint"}  # the same shape as every other error answer
+    assert "larger than" in answer["error"] and "max_body_bytes" in answer["hint"]
+    response = await client.post("/agents/conversations/nope/close", headers={"X-VoiceGate-Agent": "ghost"})
+    assert response.status == 401 and set(await response.json()) == {"error", "hint"}
 
     assert await runtime.store.count_messages() == before
     assert (await chat.say("still here?"))[0]["text"] == "echo: still here?"
