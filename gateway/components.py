@@ -61,6 +61,14 @@ class Register(Protocol[T]):
 # --------------------------------------------------------------------------- context
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :meth:`Inbox.receive_turn` returns: the replies, and whether the delivery was a duplicate."""
+
+    replies: list[OutboundMessage]
+    duplicate: bool = False  # the message id was stored before: ``replies`` are those stored then
+
+
 class Inbox(Protocol):
     """The pipeline's entry point, which channels call for every inbound delivery."""
 
@@ -70,6 +78,15 @@ class Inbox(Protocol):
         Returns the replies to send back in the same request; a duplicate delivery returns
         the replies stored the first time. Raises :class:`gateway.errors.InboundRejected`
         for input that cannot be processed.
+        """
+        ...
+
+    async def receive_turn(self, message: InboundMessage) -> Received:
+        """As :meth:`receive`, and says whether the delivery was a duplicate.
+
+        For channels that send replies themselves (vendor webhooks answered at once): a
+        duplicate's replies were sent the first time, so such a channel skips them. The
+        check uses the stored message ids, so it holds across restarts and instances.
         """
         ...
 

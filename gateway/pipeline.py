@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.agent_settings import AgentsSettings
 from gateway.auth_gate import AuthGate
-from gateway.components import Authenticator, Bot, BotReply, BotTurn, Channel
+from gateway.components import Authenticator, Bot, BotReply, BotTurn, Channel, Received
 from gateway.conversation import ConversationState
 from gateway.db.models import new_id
 from gateway.db.store import (
@@ -118,6 +118,10 @@ class Pipeline:
 
     async def receive(self, message: InboundMessage) -> list[OutboundMessage]:
         """Persist ``message`` idempotently, run it through the conversation, return the replies."""
+        return (await self.receive_turn(message)).replies
+
+    async def receive_turn(self, message: InboundMessage) -> Received:
+        """As :meth:`receive`; ``duplicate`` says the message id was stored before (see :class:`Received`)."""
         channel = self.components.channels.get(message.channel)
         if channel is None:
             raise InboundRejected(f"channel '{message.channel}' is not enabled in this gateway", status=404)
@@ -153,7 +157,7 @@ class Pipeline:
 
     async def _turn(
         self, message: InboundMessage, customer_id: str | None, channel: Channel, *, use_cache: bool
-    ) -> list[OutboundMessage]:
+    ) -> Received:
         now = self.clock()
         ws = WriteSet()
         cache = self.cache if use_cache else None
@@ -225,16 +229,16 @@ class Pipeline:
             self.cache.put(customer, conv)
             self.cache.remember(message.channel, message.message_id, inbound_id)
         self._notify_turn(turn, message, rendered)
-        return rendered
+        return Received(rendered)
 
-    async def _duplicate(self, inbound_id: str, customer_id: str, message: InboundMessage) -> list[OutboundMessage]:
+    async def _duplicate(self, inbound_id: str, customer_id: str, message: InboundMessage) -> Received:
         owner, sender = await self.store.inbound_owner(inbound_id)
         if owner != customer_id or sender != message.sender:
             raise InboundRejected(
                 f"message_id '{message.message_id}' was already used on channel '{message.channel}' by another "
                 "sender; give every message a unique id", status=409,
             )
-        return await self.store.replies_to(inbound_id)
+        return Received(await self.store.replies_to(inbound_id), duplicate=True)
 
     async def _ask_bots(self, turn: Turn, message: InboundMessage, *, resumed_intent: str | None = None) -> None:
         conv = turn.conversation

@@ -16,14 +16,14 @@ from typing import Sequence
 import aiohttp
 from aiohttp import web
 
+from gateway.button_payloads import PayloadCodec
+from gateway.channel_lanes import SenderLanes
 from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
 from voicegate_telegram.api import BotApi, TelegramError
-from voicegate_telegram.lanes import RecentIds, SenderLanes
-from voicegate_telegram.payloads import PayloadCodec
 from voicegate_telegram.settings import TelegramSettings
 from voicegate_telegram.wire import CALLBACK_DATA_BYTES, TgMessage, UpdateProblem, parse_update, send_message
 
@@ -47,7 +47,6 @@ class TelegramChannel:
         self._context = context
         self.api = BotApi(context.http, settings)
         self._lanes = SenderLanes(f"channel {name}")
-        self._seen = RecentIds()
         self._payloads = PayloadCodec(CALLBACK_DATA_BYTES)
 
     @classmethod
@@ -84,8 +83,7 @@ class TelegramChannel:
             return _error(exc.status, exc.error, exc.hint)
         if update is None:
             return web.json_response({"accepted": 0})
-        if not self._seen.claim(update.message_id):  # a redelivered update is answered once
-            return web.json_response({"accepted": 0, "duplicates": 1})
+        # A redelivered update is recognised, durably, when its turn comes (see _process).
         self._lanes.submit(update.sender, lambda: self._process(update))
         return web.json_response({"accepted": 1})
 
@@ -112,14 +110,14 @@ class TelegramChannel:
         inbound = InboundMessage(channel=self.name, sender=update.sender, message_id=update.message_id,
                                  text=text, button=button, attachments=attachments, received_at=update.received_at)
         try:
-            replies = await self._context.inbox.receive(inbound)
+            received = await self._context.inbox.receive_turn(inbound)
         except InboundRejected as exc:
             log.warning("Telegram %s refused by the pipeline: %s", update.message_id, exc)
             return
-        except Exception:
-            self._seen.release(update.message_id)  # not stored: a redelivery may try again
-            raise
-        await self._send(update.sender, replies)
+        if received.duplicate:  # a redelivered update answered before (maybe by another instance)
+            log.info("Telegram %s is a redelivered update; already answered", update.message_id)
+            return
+        await self._send(update.sender, received.replies)
 
     async def _acknowledge(self, update: TgMessage) -> None:
         """Stop the pressed button's spinner and take the keyboard off its message: the choice is

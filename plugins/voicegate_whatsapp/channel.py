@@ -15,14 +15,14 @@ from typing import Sequence
 
 from aiohttp import web
 
+from gateway.button_payloads import PayloadCodec
+from gateway.channel_lanes import SenderLanes
 from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
 from voicegate_whatsapp.graph import GraphClient, GraphError
-from voicegate_whatsapp.lanes import RecentIds, SenderLanes
-from voicegate_whatsapp.payloads import PayloadCodec
 from voicegate_whatsapp.settings import WhatsAppSettings
 from voicegate_whatsapp.signature import HEADER, signature_problem
 from voicegate_whatsapp.wire import MAX_LIST_ROWS, MAX_LIST_TITLE, WaMessage, WebhookProblem, outgoing, parse_webhook
@@ -47,7 +47,6 @@ class WhatsAppChannel:
         self._context = context
         self.graph = GraphClient(context.http, settings)
         self._lanes = SenderLanes(f"channel {name}")
-        self._seen = RecentIds()
         self._payloads = PayloadCodec(_ROW_ID_LIMIT)
 
     @classmethod
@@ -94,12 +93,9 @@ class WhatsAppChannel:
             messages = parse_webhook(body, self.settings.phone_number_id)
         except WebhookProblem as exc:
             return _error(exc.status, exc.error, exc.hint)
-        accepted = 0
-        for message in messages:
-            if self._seen.claim(message.message_id):  # WhatsApp retries: the same wamid is answered once
-                self._lanes.submit(message.sender, lambda m=message: self._process(m))
-                accepted += 1
-        return web.json_response({"accepted": accepted, "duplicates": len(messages) - accepted})
+        for message in messages:  # a retried wamid is recognised, durably, when its turn comes
+            self._lanes.submit(message.sender, lambda m=message: self._process(m))
+        return web.json_response({"accepted": len(messages)})
 
     # ----------------------------------------------------------------- processing
 
@@ -122,14 +118,14 @@ class WhatsAppChannel:
         inbound = InboundMessage(channel=self.name, sender=message.sender, message_id=message.message_id,
                                  text=text, button=button, attachments=attachments, received_at=message.received_at)
         try:
-            replies = await self._context.inbox.receive(inbound)
+            received = await self._context.inbox.receive_turn(inbound)
         except InboundRejected as exc:
             log.warning("WhatsApp message %s refused by the pipeline: %s", message.message_id, exc)
             return
-        except Exception:
-            self._seen.release(message.message_id)  # not stored: a retry may try again
-            raise
-        await self._send(message.sender, replies)
+        if received.duplicate:  # WhatsApp retried a delivery answered before (maybe by another instance)
+            log.info("WhatsApp message %s is a retried delivery; already answered", message.message_id)
+            return
+        await self._send(message.sender, received.replies)
 
     async def _send(self, to: str, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:

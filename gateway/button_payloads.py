@@ -1,4 +1,4 @@
-"""Button payloads that fit the vendor's id limit.
+"""Button payloads that fit a vendor's id limit (WhatsApp row ids, Telegram ``callback_data``).
 
 A payload that fits is sent as it is (so a button keeps working across restarts); a longer
 one is replaced by a short digest remembered in memory. A digest this process no longer

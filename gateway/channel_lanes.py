@@ -1,16 +1,19 @@
 """Background processing of webhook deliveries: one lane per customer, owned tasks.
 
-Vendors want a fast 200 and retry a webhook that is slow to answer, so the channel answers
+Shared by the channels whose vendor calls a webhook and takes replies through its own API
+(WhatsApp, Telegram). Vendors want a fast 200 and retry a webhook that is slow to answer, so the channel answers
 at once and processes the messages here. Messages of one customer run one after the other
 in arrival order (a voice note must not overtake the text before it); different customers
 run concurrently. Every task is tracked and drained at shut-down, never left orphaned.
+Because one customer's deliveries run in order, a vendor's retry is processed after the
+first attempt has committed, and :meth:`gateway.components.Inbox.receive_turn` reports it
+as a duplicate (whose replies the channel does not send again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -62,30 +65,3 @@ class SenderLanes:
         if pending:
             log.warning("%s: %d inbound message(s) abandoned at shut-down", self._name, len(pending))
             await asyncio.wait(pending)
-
-
-class RecentIds:
-    """Vendor message ids seen lately (bounded): a retried delivery is not answered twice.
-
-    The pipeline de-duplicates on ``message_id`` too, but returns the stored replies again;
-    this set keeps the channel from sending those replies a second time. Memory only: after
-    a restart a retry is answered from the stored replies (at-least-once).
-    """
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._ids: OrderedDict[str, bool] = OrderedDict()
-        self._capacity = capacity
-
-    def claim(self, message_id: str) -> bool:
-        """True the first time ``message_id`` is seen (or after :meth:`release`), else False."""
-        if message_id in self._ids:
-            self._ids.move_to_end(message_id)
-            return False
-        self._ids[message_id] = True
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
-        return True
-
-    def release(self, message_id: str) -> None:
-        """Forget ``message_id`` so a retry is processed again (the first attempt failed)."""
-        self._ids.pop(message_id, None)
