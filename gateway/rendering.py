@@ -57,10 +57,8 @@ def _fits(buttons: Sequence[Button], capabilities: ChannelCapabilities) -> bool:
     )
 
 
-def _split(message: OutboundMessage, limit: int) -> list[OutboundMessage]:
-    text = message.text
-    if len(text) <= limit or limit <= 0:
-        return [message]
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut at a line break, else a space, else hard."""
     parts: list[str] = []
     while len(text) > limit:
         cut = text.rfind("\n", 0, limit)
@@ -71,5 +69,13 @@ def _split(message: OutboundMessage, limit: int) -> list[OutboundMessage]:
         parts.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     parts.append(text)
+    return parts
+
+
+def _split(message: OutboundMessage, limit: int) -> list[OutboundMessage]:
+    text = message.text
+    if len(text) <= limit or limit <= 0:
+        return [message]
+    parts = split_text(text, limit)
     # Buttons and attachments go with the last part, after the customer read the whole text.
     return [OutboundMessage(text=p) for p in parts[:-1]] + [replace(message, text=parts[-1])]

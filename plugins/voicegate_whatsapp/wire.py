@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from gateway.messages import AttachmentKind, Button, OutboundMessage
+from gateway.rendering import split_text
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,8 @@ def outgoing(to: str, message: OutboundMessage, *, encode: Callable[[str], str],
     Text beyond the 1,024 characters an interactive body holds goes first as plain text.
     """
     if not message.buttons:
-        return [_text(to, part) for part in _chunks(message.text, MAX_TEXT)] if message.text else []
-    parts = _chunks(message.text, MAX_INTERACTIVE_BODY) if message.text else [prompt]
+        return [_text(to, part) for part in split_text(message.text, MAX_TEXT)] if message.text else []
+    parts = split_text(message.text, MAX_INTERACTIVE_BODY) if message.text else [prompt]
     bodies = [_text(to, part) for part in parts[:-1]]
     bodies.append(_interactive(to, parts[-1], message.buttons, encode, list_button))
     return bodies
@@ -185,17 +186,3 @@ def _interactive(to: str, body: str, buttons: tuple[Button, ...], encode: Callab
 
 def _fit(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _chunks(text: str, limit: int) -> list[str]:
-    parts: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = text.rfind(" ", 0, limit)
-        if cut <= 0:
-            cut = limit
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    parts.append(text)
-    return parts
