@@ -24,6 +24,7 @@ class DemoBot:
         self.flows = flows
         self.matcher = Matcher(flows)
         self.answer_unmatched = answer_unmatched
+        self._languages = frozenset(flows.languages)  # a computed property: not on every message
 
     async def handle(self, turn: BotTurn) -> BotReply | None:
         message = turn.message
@@ -50,7 +51,7 @@ class DemoBot:
 
     def language_of(self, turn: BotTurn, text: str) -> str:
         """The message's language if it shows one, else the conversation's, the profile's, the default."""
-        known = self.flows.languages
+        known = self._languages
         for candidate in (
             self.matcher.detect_language(text) if text else None,
             turn.conversation.context.get(LANGUAGE_KEY),

@@ -5,15 +5,19 @@ words removed, accents folded). A keyword phrase scores 1.0 when all its words o
 message and 0 otherwise; an example sentence scores the share of its words that occur. The
 intent's score is its best phrase; the best intent wins if it reaches ``min_score``, ties
 going to the higher ``priority`` and then to the earlier intent in the file.
+
+Words match as :func:`voicegate_demo_bot.text.same_word` says (equal, or sharing a stem).
+The phrases' stems are computed once, and each message becomes two sets (its words and its
+stems), so matching costs a set look-up per phrase word rather than a comparison with every
+word of the message (this runs on every message).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from voicegate_demo_bot.flows import Flows, IntentFlow
-from voicegate_demo_bot.text import same_word, tokens
+from voicegate_demo_bot.text import stem, tokens
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Match:
 
 @dataclass(frozen=True)
 class _Phrase:
-    words: tuple[str, ...]
+    words: tuple[tuple[str, str | None], ...]  # (word, its stem or None if too short to have one)
     exact: bool  # keyword (all or nothing) rather than example (share of words)
 
 
@@ -47,16 +51,23 @@ class Matcher:
                         self._vocabulary[language].update(words)
                         content = tuple(w for w in words if w not in self._stopwords) or tuple(words)
                         if content:
-                            phrases.append(_Phrase(content, exact))
+                            phrases.append(_Phrase(tuple((w, stem(w)) for w in content), exact))
             self._phrases.append((intent, phrases))
+        # Words of one language only: shared words (e.g. "no") say nothing about the language.
+        self._own_words = {
+            lang: vocab.difference(*(other for o, other in self._vocabulary.items() if o != lang))
+            for lang, vocab in self._vocabulary.items()
+        }
 
     def match(self, text: str) -> Match | None:
         """The recognised intent of ``text``, or ``None`` below ``min_score``."""
         words = tokens(text)
+        exact = set(words)
+        stems = {s for s in map(stem, words) if s is not None}
         best: tuple[float, int, int] | None = None
         best_match: Match | None = None
         for order, (intent, phrases) in enumerate(self._phrases):
-            score = max((_score(p, words) for p in phrases), default=0.0)
+            score = max((_score(p, exact, stems) for p in phrases), default=0.0)
             if score < self.flows.min_score:
                 continue
             rank = (score, intent.priority, -order)
@@ -70,8 +81,7 @@ class Matcher:
         Words both languages share (e.g. "no") count for neither.
         """
         words = tokens(text)
-        counts = {lang: sum(1 for w in words if w in vocab and not self._shared(w, lang))
-                  for lang, vocab in self._vocabulary.items()}
+        counts = {lang: sum(1 for w in words if w in own) for lang, own in self._own_words.items()}
         if not counts:
             return None
         ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
@@ -79,16 +89,9 @@ class Matcher:
             return None
         return ranked[0][0]
 
-    def _shared(self, word: str, language: str) -> bool:
-        return any(word in vocab for lang, vocab in self._vocabulary.items() if lang != language)
 
-
-def _score(phrase: _Phrase, words: Sequence[str]) -> float:
-    found = sum(1 for w in phrase.words if _contains(words, w))
+def _score(phrase: _Phrase, exact: set[str], stems: set[str]) -> float:
+    found = sum(1 for w, s in phrase.words if w in exact or (s is not None and s in stems))
     if phrase.exact:
         return 1.0 if found == len(phrase.words) else 0.0
     return found / len(phrase.words)
-
-
-def _contains(words: Iterable[str], word: str) -> bool:
-    return any(same_word(word, w) for w in words)

@@ -26,6 +26,11 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+def stem(word: str) -> str | None:
+    """The stem :func:`same_word` compares, or ``None`` for a word too short to have one."""
+    return word[:_STEM] if len(word) >= _STEM else None
+
+
 def same_word(a: str, b: str) -> bool:
     """Equal, or long enough and sharing a stem (a poor man's stemmer that works for it/en)."""
     if a == b:

@@ -14,6 +14,7 @@ from gateway.errors import ConfigError
 from gateway.messages import Attachment, AttachmentKind, InboundMessage
 from voicegate_demo_bot.bot import DemoBot, _euros
 from voicegate_demo_bot.flows import EURO, load_flows
+from voicegate_demo_bot.matcher import _score
 from voicegate_demo_bot.text import fold, same_word, tokens
 
 ALICE = CustomerProfile(display_name="Alice Rossi", language="it", attributes={"balance_eur": 1234.56})
@@ -201,3 +202,23 @@ def test_flow_mistakes_are_start_up_errors(tmp_path: Path, request: pytest.Fixtu
 def test_missing_flows_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_flows(tmp_path / "nope.yaml")
+
+
+def test_set_based_matching_agrees_with_comparing_every_word(bot: DemoBot) -> None:
+    """The matcher's stem sets are an optimisation of "any message word is the same_word": same scores."""
+    matcher = bot.matcher
+    flows = bot.flows
+    sentences = [t for i in flows.intents for by in (i.keywords, i.examples) for ts in by.values() for t in ts]
+    sentences += ["what are your opening hours?", "ciao, a che ora aprite?", "operatori gentilissimi", "orari",
+                  "balances please", "house", "hour", "no", "si grazie", "boh", "I want to speak to someone real"]
+    for text in sentences:
+        words = tokens(text)
+        for intent, phrases in matcher._phrases:
+            for phrase in phrases:
+                found = sum(1 for w, _ in phrase.words if any(same_word(w, m) for m in words))
+                expected = (1.0 if found == len(phrase.words) else 0.0) if phrase.exact else found / len(phrase.words)
+                exact, stems = set(words), {w[:5] for w in words if len(w) >= 5}
+                assert _score(phrase, exact, stems) == expected, (text, intent.name, phrase)
+        vocab = matcher._vocabulary
+        for lang, own in matcher._own_words.items():
+            assert own == {w for w in vocab[lang] if not any(w in v for o, v in vocab.items() if o != lang)}
