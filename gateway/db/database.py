@@ -3,7 +3,8 @@
 Durability, SQLite: the database runs in WAL mode with ``synchronous=NORMAL``. A commit is
 appended to the write-ahead log before the call returns, so it survives a crash or kill of
 the gateway process; only an operating-system crash or power loss can lose the last
-transactions (the WAL is fsynced at checkpoints, not at every commit). Pass
+transactions (the WAL is fsynced at checkpoints, which run in the background: see
+:mod:`gateway.db.sqlite_checkpoint`, not at every commit). Pass
 ``sqlite_synchronous="FULL"`` to fsync the WAL at every commit as well; with group commit
 (see :mod:`gateway.db.store`) that costs one fsync per batch, not per message.
 PostgreSQL's defaults (``synchronous_commit=on``) fsync at every commit.
@@ -24,6 +25,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.db.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class Database:
     # statement (aiosqlite's model). See :meth:`run_write`.
     sqlite_writer: Engine | None = None
     _writer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
+    checkpointer: WalCheckpointer | None = field(default=None, repr=False)  # SQLite files only
 
     @property
     def dialect(self) -> str:
@@ -128,6 +131,9 @@ class Database:
             _install_sqlite_pragmas(writer, sqlite_synchronous, busy_timeout_ms)
             db.sqlite_writer = writer
             db._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicegate-sqlite-writer")
+            if parsed.database and parsed.database != ":memory:":
+                db.checkpointer = WalCheckpointer(str(path))
+                db.checkpointer.start()
         try:
             async with engine.connect() as conn:
                 await conn.exec_driver_sql("SELECT 1")
@@ -153,6 +159,9 @@ class Database:
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            checkpointer, self.checkpointer = self.checkpointer, None
+            await checkpointer.close()
         if self._writer_thread is not None:
             writer, thread = self.sqlite_writer, self._writer_thread
             self._writer_thread = None
@@ -170,4 +179,6 @@ def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: i
         # Another process (CLI, a second instance) holding the write lock: wait, don't fail.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run in the background (gateway.db.sqlite_checkpoint), not inside a commit.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
