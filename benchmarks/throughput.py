@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -96,6 +97,7 @@ def serve_gateway(port: int, folder: str, bot: str) -> None:
     from aiohttp import web
 
     from gateway.app import create_app
+    from gateway.serving import tune_for_serving
     from gateway.settings import GatewaySettings
 
     logging.basicConfig(level=logging.WARNING)
@@ -112,6 +114,7 @@ def serve_gateway(port: int, folder: str, bot: str) -> None:
     ).with_source(config_path=None, config_dir=str(REPO / "config"))
     extra = [] if bot == "demo" else [_EchoBotPlugin()]
     app = create_app(settings, extra_plugins=extra)
+    tune_for_serving(app)  # as `voicegate run` does
 
     async def statistics_at_exit(app: web.Application) -> None:
         from gateway.app import RUNTIME
@@ -280,6 +283,8 @@ class Server:
             self.process.wait(15)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 async def measure_all(args: argparse.Namespace) -> list[Result]:
@@ -331,6 +336,7 @@ async def main_async(args: argparse.Namespace) -> None:
           f"{args.customers} customers, then {args.rate:.0f} msg/s for {args.seconds:.0f} s; CPUs: {os.cpu_count()}; "
           f"load average before: {os.getloadavg()[0]:.2f}")
     report(await measure_all(args))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:

@@ -160,8 +160,10 @@ async def _serve(settings) -> int:  # settings: GatewaySettings
     from aiohttp import web
 
     from gateway.app import create_app
+    from gateway.serving import tune_for_serving
 
     app = create_app(settings)
+    tune_for_serving(app)
     # One access-log line per chat message is noise at INFO and costs a measurable share of a
     # turn; DEBUG turns it on.
     access_log = logging.getLogger("aiohttp.access") if settings.logging.level == "DEBUG" else None
