@@ -9,7 +9,9 @@ going to the higher ``priority`` and then to the earlier intent in the file.
 Words match as :func:`voicegate_demo_bot.text.same_word` says (equal, or sharing a stem).
 The phrases' stems are computed once, and each message becomes two sets (its words and its
 stems), so matching costs a set look-up per phrase word rather than a comparison with every
-word of the message (this runs on every message).
+word of the message; an index from words and stems to phrases limits the scoring to the
+phrases that share a word with the message (the others score 0, below any ``min_score``).
+This runs on every message.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Matcher:
         self.flows = flows
         self._stopwords = {w for words in flows.stopwords.values() for t in words for w in tokens(t)}
         self._phrases: list[tuple[IntentFlow, list[_Phrase]]] = []
+        # word or stem -> (intent order, phrase) pairs that contain it
+        self._by_word: dict[str, list[tuple[int, _Phrase]]] = {}
+        self._by_stem: dict[str, list[tuple[int, _Phrase]]] = {}
         self._vocabulary: dict[str, set[str]] = {lang: set() for lang in flows.languages}
         for language, words in flows.stopwords.items():
             self._vocabulary[language].update(w for t in words for w in tokens(t))
@@ -53,6 +58,11 @@ class Matcher:
                         if content:
                             phrases.append(_Phrase(tuple((w, stem(w)) for w in content), exact))
             self._phrases.append((intent, phrases))
+            for phrase in phrases:
+                for word, word_stem in set(phrase.words):
+                    self._by_word.setdefault(word, []).append((len(self._phrases) - 1, phrase))
+                    if word_stem is not None:
+                        self._by_stem.setdefault(word_stem, []).append((len(self._phrases) - 1, phrase))
         # Words of one language only: shared words (e.g. "no") say nothing about the language.
         self._own_words = {
             lang: vocab.difference(*(other for o, other in self._vocabulary.items() if o != lang))
@@ -64,10 +74,21 @@ class Matcher:
         words = tokens(text)
         exact = set(words)
         stems = {s for s in map(stem, words) if s is not None}
+        candidates: dict[int, _Phrase] = {}  # id(phrase) -> phrase, with its intent's order below
+        orders: dict[int, int] = {}
+        for key, index in [(w, self._by_word) for w in exact] + [(s, self._by_stem) for s in stems]:
+            for order, phrase in index.get(key, ()):
+                candidates[id(phrase)], orders[id(phrase)] = phrase, order
+        scores: dict[int, float] = {}
+        for key, phrase in candidates.items():
+            order = orders[key]
+            score = _score(phrase, exact, stems)
+            if score > scores.get(order, 0.0):
+                scores[order] = score
         best: tuple[float, int, int] | None = None
         best_match: Match | None = None
-        for order, (intent, phrases) in enumerate(self._phrases):
-            score = max((_score(p, exact, stems) for p in phrases), default=0.0)
+        for order in sorted(scores):
+            intent, score = self._phrases[order][0], scores[order]
             if score < self.flows.min_score:
                 continue
             rank = (score, intent.priority, -order)

@@ -219,6 +219,12 @@ def test_set_based_matching_agrees_with_comparing_every_word(bot: DemoBot) -> No
                 expected = (1.0 if found == len(phrase.words) else 0.0) if phrase.exact else found / len(phrase.words)
                 exact, stems = set(words), {w[:5] for w in words if len(w) >= 5}
                 assert _score(phrase, exact, stems) == expected, (text, intent.name, phrase)
+        exact, stems = set(words), {w[:5] for w in words if len(w) >= 5}
+        ranked = [(max(_score(p, exact, stems) for p in phrases), intent.priority, -order, intent.name)
+                  for order, (intent, phrases) in enumerate(matcher._phrases)]
+        best = max((r for r in ranked if r[0] >= flows.min_score), default=None)
+        found = matcher.match(text)  # scores only the phrases its word index points to
+        assert (found.intent.name, found.score) == (best[3], best[0]) if best else found is None, text
         vocab = matcher._vocabulary
         for lang, own in matcher._own_words.items():
             assert own == {w for w in vocab[lang] if not any(w in v for o, v in vocab.items() if o != lang)}
