@@ -25,3 +25,21 @@ def voice_settings(tmp_path: Path) -> VoiceSettings:
         return voice_gateway_settings(tmp_path, **options)
 
     return build
+
+
+@pytest.fixture
+async def clocked_gateway_client():
+    """``client = await clocked_gateway_client(settings, clock)``: a started gateway reading a
+    :class:`support.clock.ManualClock`; closed at teardown."""
+    from support.clock import start_gateway
+
+    clients: list[Any] = []
+
+    async def factory(settings: GatewaySettings, clock: Any) -> Any:
+        client = await start_gateway(settings, clock)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in reversed(clients):
+        await client.close()

@@ -14,6 +14,7 @@ import pytest
 from gateway.conversation import ConversationState
 from gateway.testing import RestDriver, runtime_of
 from support.chat import all_text, buttons, prompted_digits
+from support.clock import ManualClock
 from support.speech import DigitSpeaker, ogg_opus
 
 pytestmark = pytest.mark.model
@@ -84,8 +85,11 @@ async def _conversation(client: Any, sender: str = "bob") -> Any:
     return customer_id, conversations[0]
 
 
-async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_settings, gateway_client) -> None:
-    client, bob = await _bob(voice_settings, gateway_client)
+async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_settings, clocked_gateway_client) -> None:
+    clock = ManualClock()
+    settings = voice_settings()
+    client = await clocked_gateway_client(settings, clock)
+    bob = VoiceCustomer(client)
     theo = DigitSpeaker(ENROLLED, seed=1)
     replies = await bob.ask_balance_and_consent()
     assert "Note 1 — say:" in all_text(replies)
@@ -107,9 +111,21 @@ async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_sett
     assert set(audit[0]) == {"id", "customer_id", "channel", "at", "step", "decision", "reason", "score_band"}
     assert all(row["channel"] == "rest" for row in audit if row["step"] != "forget")
 
-    # Verified for the TTL: the balance again needs no new note.
+    # Verified for the TTL: the balance again, just before it ends, needs no new note.
+    ttl = settings.authentication.verified_ttl_s
+    clock.advance(ttl - 5)
     again = await bob.driver.say("balance")
     assert EURO in all_text(again) and "say:" not in all_text(again)
+
+    # Past the TTL the verified state has expired: a new prompt (a fresh challenge, no consent again), no balance.
+    clock.advance(10)
+    expired = await bob.driver.say("balance")
+    text = all_text(expired)
+    assert EURO not in text, text
+    assert "say:" in text.lower() and "voice_consent_accept" not in [p for _, p in buttons(expired)], text
+    assert prompted_digits(expired)
+    _, conversation = await _conversation(client)
+    assert conversation.state is ConversationState.AWAITING_VERIFICATION
 
 
 async def test_an_impostor_is_refused_and_after_max_attempts_an_agent_takes_over(voice_settings, gateway_client) -> None:
