@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Table
+from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
@@ -58,7 +58,30 @@ class BatchStatement:
 
 
 def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Callable[[Any], Any] | None]:
-    return [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    processors = []
+    for name in names:
+        process = table.c[name].type._cached_bind_processor(dialect)
+        column_type = table.c[name].type
+        if process is not None and isinstance(getattr(column_type, "impl_instance", column_type), DateTime):
+            process = _same_as_last(process)
+        processors.append(process)
+    return processors
+
+
+def _same_as_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` that reuses its last result for the very same (immutable) value: the rows of a
+    turn share one timestamp object, which SQLAlchemy's processor would format again for each.
+    Only the writer thread calls it."""
+    last: list[Any] = [None, None]
+
+    def cached(value: Any) -> Any:
+        if value is not None and value is last[0]:
+            return last[1]
+        result = process(value)
+        last[0], last[1] = value, result
+        return result
+
+    return cached
 
 
 def insert_statement(table: Table, dialect: Dialect, *, skip: Sequence[str] = ()) -> BatchStatement:

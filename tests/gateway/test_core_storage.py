@@ -204,3 +204,21 @@ async def test_large_write_sets_and_a_stale_row_in_a_batch(database_section, tmp
         assert await store.count_messages("co0") == 450
     finally:
         await db.close()
+
+
+def test_batched_timestamp_binding_reuses_only_the_same_value():
+    """The writer formats a turn's shared timestamp once; any other value is formatted anew."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from gateway.db.models import messages
+    from gateway.db.sqlite_batch import _processors
+
+    dialect = sqlite.dialect()
+    (cached,) = _processors(messages, ["created_at"], dialect)
+    plain = messages.c.created_at.type._cached_bind_processor(dialect)
+    first = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+    values = [first, first, first + timedelta(microseconds=1), datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc), None]
+    assert [cached(v) for v in values] == [plain(v) for v in values]
+    assert cached(values[2]) != cached(first)
