@@ -202,8 +202,13 @@ def _cmd_rotate_key(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_delete(args: argparse.Namespace, out: TextIO) -> int:
+    from voiceprints.keys import KeyRing
+
     async def run() -> int:
-        vault = _vault(args)
+        # Deleting decrypts nothing: when no key is configured a throw-away one stands in, so an operator can erase a
+        # customer's data without handling the encryption keys.
+        has_keys = args.keys_file or os.environ.get(KEYS_ENV)
+        vault = _vault(args, None if has_keys else KeyRing.generate())
         try:
             await vault.create_schema()
             existed = await vault.delete(args.customer)
@@ -270,8 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-id", help="id for --new-key")
     p.set_defaults(func=_cmd_rotate_key)
 
-    p = sub.add_parser("delete", help="erase a customer's voiceprint and every note kept for them")
-    p.add_argument("customer")
+    p = sub.add_parser("delete", help="erase a customer's voiceprint and every note kept for them (through "
+                       "`voicegate voiceprints delete` also --channel CH --sender ID and --config FILE)")
+    p.add_argument("customer", help="the internal customer id")
     db_args(p)
     p.set_defaults(func=_cmd_delete)
     return parser

@@ -144,3 +144,20 @@ class AuthStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [dict(r) for r in rows]
+
+
+async def audit_operator_deletion(engine: AsyncEngine, customer_id: str, *, channel: str, at: datetime) -> bool:
+    """Record that an operator deleted ``customer_id``'s voice data (``voicegate voiceprints delete``).
+
+    Writes one audit row (step ``forget``, decision ``deleted``, reason ``operator``) when the plugin's tables exist in
+    this database; returns False, writing nothing, when they do not (the voice plugin never ran there). The failure
+    counter is left alone on purpose: an active lock must survive a deletion, or deleting would end a lockout.
+    """
+    async with engine.begin() as conn:
+        if not await conn.run_sync(lambda sync: sa.inspect(sync).has_table(audit.name)):
+            return False
+        await conn.execute(sa.insert(audit).values(
+            customer_id=customer_id, channel=channel, at=at, step="forget",
+            decision=AuditDecision.DELETED.value, reason="operator", score_band=None,
+        ))
+    return True

@@ -210,23 +210,55 @@ async def test_an_operator_deletes_a_voiceprint_with_the_cli(voice_settings, gat
     import asyncio
     import sys
 
+    from gateway.cli import main as voicegate
+
     settings = voice_settings()
     client, bob = await _bob(voice_settings, gateway_client)
     await bob.enrol(DigitSpeaker(ENROLLED, seed=5), await bob.ask_balance_and_consent())
     customer_id, _ = await _conversation(client)
-    vault = runtime_of(client).authenticator.vault
-    assert await vault.load(customer_id) is not None
+    auth = runtime_of(client).authenticator
+    assert await auth.vault.load(customer_id) is not None
 
+    # The operator knows the customer by channel and sender, and has the gateway's YAML (whose channel secret is not
+    # in the operator's environment: the tool does not need it).
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"database: {{url: '{settings.database.url}'}}\n"
+        "plugins: [rest]\n"
+        "channels: {rest: {secret: '${VOICEGATE_TEST_UNSET_SECRET}'}}\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "voiceprints", "delete", customer_id,
-        "--database-url", settings.database.url, "--keys-file", str(tmp_path / "voiceprint.keys"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-m", "gateway.cli", "voiceprints", "delete", "--channel", "rest", "--sender", "bob",
+        "--config", str(config), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert f"Deleted all voice data of {customer_id}" in out.decode()
-    assert await vault.load(customer_id) is None
+    assert "audit trail" in out.decode()
+    assert await auth.vault.load(customer_id) is None
+    audit = await auth.store.audit_rows(customer_id)
+    assert (audit[-1]["step"], audit[-1]["decision"], audit[-1]["reason"], audit[-1]["channel"]) == (
+        "forget", "deleted", "operator", "rest")
 
     # The next sensitive request starts from consent: nothing of the old voiceprint is used.
     replies = await RestDriver(client, sender="bob").say("balance")
     assert ("Accept / Accetto", "voice_consent_accept") in buttons(replies), replies
     assert EURO not in all_text(replies)
+
+    # A deletion never ends a lockout (else deleting would reset it); by internal id and --database-url as well.
+    locked = await auth.store.record_failure(customer_id, auth.clock(), max_attempts=1, lockout_s=900)
+    code = await asyncio.to_thread(voicegate, ["voiceprints", "delete", customer_id,
+                                               "--database-url", settings.database.url])
+    assert code == 0
+    assert (await auth.store.state(customer_id, auth.clock())).locked_until == locked.locked_until
+    assert [r["reason"] for r in await auth.store.audit_rows(customer_id)][-2:] == ["operator", "operator"]
+
+    # Mistakes are clear errors that delete nothing.
+    for argv, message in (
+        (["--channel", "rest", "--sender", "nobody", "--config", str(config)], "no customer has written from rest:nobody"),
+        (["--channel", "rest"], "give both --channel and --sender"),
+        ([customer_id, "--channel", "rest", "--sender", "bob"], "not both"),
+    ):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "voiceprints", "delete", *argv,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await process.communicate()
+        assert process.returncode == 1 and message in err.decode(), err.decode()
