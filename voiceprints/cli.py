@@ -1,7 +1,8 @@
 """``voicegate voiceprints ...``: fetch-model, evaluate, calibrate, build-cohort, rotate-key, delete.
 
 ``main(argv)`` returns an exit status and never exits the process (the gateway CLI delegates here and owns exiting).
-The model folder comes from ``--model``, else ``VOICEGATE_MODEL_DIR``. Figures go to stdout; progress and
+The model folder comes from ``--model``, else ``VOICEGATE_MODEL_DIR`` (through ``voicegate voiceprints`` the gateway
+CLI then fills ``--model`` from the configuration's ``authentication.authenticators.voice.model_dir``). Figures go to stdout; progress and
 diagnostics to stderr. Nothing printed here ever contains an embedding or audio.
 """
 
@@ -48,7 +49,8 @@ class ProgressBar:
 def _model_dir(args: argparse.Namespace) -> str:
     model = args.model or os.environ.get("VOICEGATE_MODEL_DIR")
     if not model:
-        raise VoiceprintError("No model folder: pass --model DIR or set VOICEGATE_MODEL_DIR "
+        raise VoiceprintError("No model folder: pass --model DIR, set VOICEGATE_MODEL_DIR, or --config FILE with "
+                              "authentication.authenticators.voice.model_dir "
                               "(get one with `voicegate voiceprints fetch-model DIR`).")
     return model
 

@@ -58,7 +58,7 @@ def test_evaluate_errors_are_reported_not_raised(tmp_path, model_dir, capsys, mo
     bad = tmp_path / "t.jsonl"
     bad.write_text('{"enroll": "a.wav", "test": "b.wav", "target": true}\n')
     assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path)]) == 1
-    assert "pass --model DIR or set VOICEGATE_MODEL_DIR" in capsys.readouterr().err
+    assert "pass --model DIR, set VOICEGATE_MODEL_DIR" in capsys.readouterr().err
     assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path), "--model", str(model_dir)]) == 1
     assert "t.jsonl:1: not a trial" in capsys.readouterr().err
     assert main(["evaluate"]) == 2  # usage error: argparse's message, no exit
@@ -97,3 +97,35 @@ async def test_rotate_key_and_delete(tmp_path, monkeypatch):
     code, out = await asyncio.to_thread(_run, "delete", "alice", "--database-url", url)
     assert "Nothing stored for alice" in out
     await engine.dispose()
+
+
+def test_the_model_folder_comes_from_model_else_the_environment_else_the_config(tmp_path, monkeypatch, capsys):
+    """``voicegate voiceprints evaluate``: --model, else VOICEGATE_MODEL_DIR, else the gateway YAML's
+    authentication.authenticators.voice.model_dir (--config FILE, default config/gateway.yaml), relative to its folder.
+    The folders do not exist, so the error names the one that was chosen."""
+    from gateway.cli import main as voicegate
+
+    trials = tmp_path / "t.jsonl"
+    trials.write_text('{"enroll": ["a.wav"], "test": "b.wav", "target": true}\n')
+    (tmp_path / "config").mkdir()
+    yaml_text = "authentication:\n  use: voice\n  authenticators:\n    voice: {model_dir: models/from-config}\n"
+    (tmp_path / "config" / "gateway.yaml").write_text(yaml_text)
+    (tmp_path / "other.yaml").write_text(yaml_text.replace("from-config", "from-other"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VOICEGATE_MODEL_DIR", raising=False)
+
+    def folder_tried(*extra: str) -> str:
+        code = voicegate(["voiceprints", "evaluate", "--trials", str(trials), "--audio-root", str(tmp_path), *extra])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        return err
+
+    assert f"{tmp_path / 'config' / 'models' / 'from-config'} does not exist" in folder_tried()  # default config
+    assert f"{tmp_path / 'models' / 'from-other'} does not exist" in folder_tried("--config", "other.yaml")
+    monkeypatch.setenv("VOICEGATE_MODEL_DIR", str(tmp_path / "from-env"))
+    assert f"{tmp_path / 'from-env'} does not exist" in folder_tried("--config", "other.yaml")
+    assert f"{tmp_path / 'from-flag'} does not exist" in folder_tried("--model", str(tmp_path / "from-flag"))
+    monkeypatch.delenv("VOICEGATE_MODEL_DIR")
+    (tmp_path / "config" / "gateway.yaml").unlink()
+    assert "No model folder" in folder_tried()  # nothing configured anywhere: says how to give one
+    assert "cannot read the configuration missing.yaml" in folder_tried("--config", "missing.yaml")
