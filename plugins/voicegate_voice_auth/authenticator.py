@@ -4,8 +4,8 @@ Nothing lives in process memory between messages: the phase and the current chal
 (persisted by the core in the conversation), pending notes and voiceprints in the encrypted vault, failure counts
 and locks in :mod:`.storage`. So any gateway instance can take the next message of any conversation.
 
-Heavy work (decoding, embeddings) goes through :class:`voiceprints.AsyncEngine`; the content check through
-:class:`.content.ContentChecker`'s own pool. The event loop only waits.
+Heavy work goes through :class:`voiceprints.AsyncEngine`'s bounded pool: one job per note decodes it once, gates and
+embeds it, and checks its words with :class:`.content.ContentChecker` on the same samples. The event loop only waits.
 """
 
 from __future__ import annotations
@@ -228,15 +228,14 @@ class VoiceAuthenticator:
         from voiceprints import AudioRejected, EngineBusy, EngineTimeout
 
         lang = session.language
+        expected = None
+        if self.content is not None and texts.language_of(lang) in self.settings.content_languages:
+            expected = self._expected_words(state)
         try:
-            if enrolment:
-                note = await self.engine.check_enrolment_note(data, mime)
-            else:
-                note = await self.engine.check_note(data, mime)
-            content_ok = True
-            if self.content is not None and texts.language_of(lang) in self.settings.content_languages:
-                content_ok = await self.content.check_note(data, mime, self._expected_words(state),
-                                                           max_bytes=self.max_audio_bytes)
+            # One admitted job: the same queue limit and timeout cover the speaker and the content check, so an
+            # overloaded gateway answers "busy" at once instead of queueing recogniser work without bound.
+            # (AsyncEngine has no public "run this" yet; _run is its admission + pool + timeout.)
+            note, content_ok = await self.engine._run(self._check_blocking, data, mime, expected, enrolment)
         except AudioRejected as exc:
             await self._audit(session, step, AuditDecision.UNUSABLE, exc.code)
             return self._prompt(lang, "unusable", state, reason=str(exc))
@@ -244,6 +243,18 @@ class VoiceAuthenticator:
             log.warning("voice engine busy or slow; customer %s asked to resend", session.customer_id)
             await self._audit(session, step, AuditDecision.UNUSABLE, "busy")
             return self._prompt(lang, "busy", state)
+        return note, content_ok
+
+    def _check_blocking(self, data: bytes, mime: str | None, expected: tuple[str, ...] | None,
+                        enrolment: bool) -> tuple[Any, bool]:
+        """In an engine worker: decode the note once, gate and embed it, and check its words on the same samples.
+
+        An enrolment note goes through ``check_enrolment_note`` (the engine has no waveform variant of it), which
+        decodes once more; enrolment happens a few times per customer, verification every time."""
+        core = self.engine.engine
+        wave = core.decode(data, mime)
+        note = core.check_enrolment_note(data, mime) if enrolment else core.check_waveform(wave)
+        content_ok = True if expected is None else self.content.says(wave.samples, expected)
         return note, content_ok
 
     async def _voiceprint(self, customer_id: str) -> Any:

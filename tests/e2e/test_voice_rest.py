@@ -78,6 +78,23 @@ async def _bob(voice_settings, gateway_client, **voice: Any) -> tuple[Any, Voice
     return client, VoiceCustomer(client)
 
 
+def _count_decodes(monkeypatch: Any) -> list[int]:
+    """Count audio decodes from now on (the engine's and any other caller's of voiceprints.decode_audio)."""
+    import voiceprints
+    import voiceprints.engine
+
+    calls: list[int] = []
+    original = voiceprints.engine.decode_audio
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(voiceprints.engine, "decode_audio", counting)
+    monkeypatch.setattr(voiceprints, "decode_audio", counting)
+    return calls
+
+
 async def _conversation(client: Any, sender: str = "bob") -> Any:
     store = runtime_of(client).store
     customer_id = await store.customer_for("rest", sender)
@@ -85,7 +102,8 @@ async def _conversation(client: Any, sender: str = "bob") -> Any:
     return customer_id, conversations[0]
 
 
-async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_settings, clocked_gateway_client) -> None:
+async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_settings, clocked_gateway_client,
+                                                                     monkeypatch) -> None:
     clock = ManualClock()
     settings = voice_settings()
     client = await clocked_gateway_client(settings, clock)
@@ -96,9 +114,12 @@ async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_sett
     replies = await bob.enrol(theo, replies)
     assert "Got it" not in all_text(replies)
 
+    decodes = _count_decodes(monkeypatch)
+    sent_before = len(bob.sent)
     replies = await bob.verify(theo, replies)
     text = all_text(replies)
     assert "it's you" in text and "87" in text and EURO in text, text
+    assert len(decodes) == len(bob.sent) - sent_before  # each verification note is decoded once, for both checks
 
     customer_id, conversation = await _conversation(client)
     assert conversation.state is ConversationState.WITH_BOT

@@ -178,3 +178,35 @@ async def test_voiceprints_past_the_retention_period_are_deleted(voice_settings,
     assert await auth.vault.load("old-customer") is None
     assert await auth.vault.load("recent-customer") is not None
     assert (await auth.store.audit_rows("old-customer"))[-1]["reason"] == "retention"
+
+
+async def test_an_overloaded_gateway_answers_busy_at_once_and_then_checks_the_note(voice_settings, gateway_client) -> None:
+    """The speaker and the content check run as one admitted job: with the pool's only slot taken, a note gets "busy"
+    (audited as unusable/busy, not counted) instead of waiting in a queue; once the slot is free it is checked."""
+    import asyncio
+    import threading
+
+    client = await gateway_client(voice_settings(workers=1, queue_limit=1))
+    driver, replies = await _consented(client)
+    auth = runtime_of(client).authenticator
+    release = threading.Event()
+    blocker = asyncio.ensure_future(auth.engine._run(release.wait, 30))
+    await asyncio.sleep(0.05)
+    assert auth.engine.in_flight == 1
+    theo = DigitSpeaker("theo", seed=31)
+    try:
+        busy = await driver.send_audio(ogg_opus(theo.say(prompted_digits(replies))))
+    finally:
+        release.set()
+        await blocker
+    assert "couldn't check that note right now" in all_text(busy), all_text(busy)
+    audit = await auth.store.audit_rows(await _customer(client))
+    assert (audit[-1]["decision"], audit[-1]["reason"]) == ("unusable", "busy")
+
+    for _ in range(3):  # the slot is free: the note is decoded, embedded and its words checked
+        replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(busy))))
+        if "Got it" in all_text(replies):
+            break
+        busy = replies
+    assert "Got it" in all_text(replies), all_text(replies)
+    assert auth.engine.in_flight == 0
