@@ -29,14 +29,19 @@ _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
 
 
-def _load_model(model_dir: str) -> Any:
+def shared_model(model_dir: str | Path) -> Any:
+    """The ECAPA model in ``model_dir``, loaded (hash-verified, offline) once per process and folder.
+
+    Public so that other code in the same process needing the same model (the voiceprints test session) shares
+    this copy instead of loading a second one."""
     from voiceprints import load_ecapa
 
+    key = str(Path(model_dir).expanduser().resolve())
     with _models_lock:
-        model = _models.get(model_dir)
+        model = _models.get(key)
         if model is None:
-            model = load_ecapa(model_dir, threads=min(2, os.cpu_count() or 1))
-            _models[model_dir] = model
+            model = load_ecapa(key, threads=min(2, os.cpu_count() or 1))
+            _models[key] = model
         return model
 
 
@@ -81,7 +86,7 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
 
     try:
         keyring = _keyring(settings, context)
-        model = await asyncio.get_running_loop().run_in_executor(None, _load_model, _model_dir(settings, context))
+        model = await asyncio.get_running_loop().run_in_executor(None, shared_model, _model_dir(settings, context))
         engine_settings = EngineSettings(min_speech_s=settings.min_speech_s, enrol_notes=settings.enrol_notes,
                                          target_far=settings.target_far, threshold=settings.threshold,
                                          enrol_min_agreement=settings.enrol_min_agreement)

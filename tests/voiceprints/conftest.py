@@ -31,10 +31,11 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ecapa(model_dir: Path):
-    """The real ECAPA model, loaded once per test session."""
-    from voiceprints import load_ecapa
+    """The real ECAPA model, loaded once per test session — the very copy the voice plugin's tests and the e2e
+    tests use (the plugin keeps one per process and folder), so a full run loads the model once, not twice."""
+    from voicegate_voice_auth.plugin import shared_model
 
-    return load_ecapa(model_dir, threads=2)
+    return shared_model(model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -210,3 +210,15 @@ async def test_an_overloaded_gateway_answers_busy_at_once_and_then_checks_the_no
         busy = replies
     assert "Got it" in all_text(replies), all_text(replies)
     assert auth.engine.in_flight == 0
+
+
+async def test_every_gateway_in_the_process_shares_one_loaded_model(voice_settings, gateway_client) -> None:
+    """The model is loaded once per process and folder (however the folder is spelt): every app, and the voiceprints
+    test session (tests/voiceprints/conftest.py), use the same copy."""
+    from support.speech import model_dir
+    from voicegate_voice_auth.plugin import shared_model
+
+    client = await gateway_client(voice_settings())
+    model = runtime_of(client).authenticator.engine.engine.model
+    assert model is shared_model(model_dir())
+    assert model is shared_model(f"{model_dir()}/../{model_dir().name}/")

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.model
 def engine():
     from voiceprints import Engine, EngineSettings
 
-    from voicegate_voice_auth.plugin import _load_model
+    from voicegate_voice_auth.plugin import shared_model
 
-    return Engine(_load_model(str(model_dir())), EngineSettings())
+    return Engine(shared_model(str(model_dir())), EngineSettings())
 
 
 def test_replays_are_above_the_threshold_and_live_repetitions_below(engine) -> None:
