@@ -17,7 +17,7 @@ VoiceSettings = Callable[..., GatewaySettings]
 
 @pytest.fixture
 def voice_settings(tmp_path: Path) -> VoiceSettings:
-    """``voice_settings(webchat=False, max_attempts=3, **voice)``, see :func:`support.voice.voice_gateway_settings`."""
+    """``voice_settings(webchat=False, max_attempts=GENUINE_ATTEMPTS, **voice)``, see :func:`support.voice.voice_gateway_settings`."""
     if not model_dir().is_dir():
         pytest.fail(f"{model_dir()} is missing: set VOICEGATE_MODEL_DIR or VOICEGATE_SHARED_DIR")
 

@@ -16,6 +16,7 @@ from gateway.testing import RestDriver, runtime_of
 from support.chat import all_text, buttons, prompted_digits
 from support.clock import ManualClock
 from support.speech import DigitSpeaker, ogg_opus
+from support.voice import GENUINE_ATTEMPTS
 
 pytestmark = pytest.mark.model
 
@@ -64,7 +65,7 @@ class VoiceCustomer:
         """Send the genuine voice; when only the words were misheard (the recogniser misses ~1 note in 10 on these
         phone-band recordings) send a new note, as a person asked to "try again" would. The voice itself must
         never be refused."""
-        for _ in range(2):
+        for _ in range(GENUINE_ATTEMPTS - 2):
             replies = await self.note(replies, speaker)
             text = all_text(replies)
             assert "didn't match your voiceprint" not in text, text
