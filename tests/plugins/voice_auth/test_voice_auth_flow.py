@@ -62,7 +62,7 @@ async def test_an_inconsistent_enrolment_says_which_note_to_record_again(voice_s
 
     blamed = re.search(r"Voice note (\d) does not sound like the others", text)
     assert blamed and f"Note {blamed.group(1)} — say:" in text, text
-    for _ in range(4):  # the customer records that note again, in their own voice
+    for _ in range(8):  # the customer records that note again, in their own voice
         replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(replies))))
         if "voiceprint is saved" in all_text(replies):
             break
@@ -203,12 +203,13 @@ async def test_an_overloaded_gateway_answers_busy_at_once_and_then_checks_the_no
     audit = await auth.store.audit_rows(await _customer(client))
     assert (audit[-1]["decision"], audit[-1]["reason"]) == ("unusable", "busy")
 
-    for _ in range(3):  # the slot is free: the note is decoded, embedded and its words checked
-        replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(busy))))
-        if "Got it" in all_text(replies):
-            break
-        busy = replies
-    assert "Got it" in all_text(replies), all_text(replies)
+    # The slot is free: the note is decoded, embedded and its words checked. Whether the recogniser hears the
+    # digits right (about 9 notes in 10) is not this test's business: a checked note is "Got it" or "didn't hear".
+    replies = await driver.send_audio(ogg_opus(theo.say(prompted_digits(busy))))
+    assert "couldn't check that note right now" not in all_text(replies), all_text(replies)
+    assert "Got it" in all_text(replies) or "didn't hear the requested words" in all_text(replies), all_text(replies)
+    audit = await auth.store.audit_rows(await _customer(client))
+    assert audit[-1]["reason"] != "busy", audit[-1]
     assert auth.engine.in_flight == 0
 
 
