@@ -49,7 +49,13 @@ class AsyncEngine:
         with self._lock:
             self._in_flight -= 1
 
-    async def _run(self, func: Callable[..., T], *args: object) -> T:
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        """Run ``func(*args)`` as one admitted job in this pool: the same queue limit and timeout as the methods below.
+
+        For callers that combine engine work with their own CPU-bound step on the same decoded audio (the gateway's
+        voice plugin checks the spoken words there) and want one admission, not two. Raises :class:`EngineBusy` at
+        once when ``queue_limit`` jobs are in flight and :class:`EngineTimeout` after ``timeout_s``.
+        """
         with self._lock:
             if self._in_flight >= self.queue_limit:
                 raise EngineBusy(
@@ -73,23 +79,23 @@ class AsyncEngine:
 
     async def check_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
         """:meth:`Engine.check_note` in the pool."""
-        return await self._run(self.engine.check_note, data, mime)
+        return await self.run(self.engine.check_note, data, mime)
 
     async def check_enrolment_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
         """:meth:`Engine.check_enrolment_note` in the pool."""
-        return await self._run(self.engine.check_enrolment_note, data, mime)
+        return await self.run(self.engine.check_enrolment_note, data, mime)
 
     async def enrol(self, notes: Sequence[NoteEmbedding]) -> Voiceprint:
         """:meth:`Engine.enrol` in the pool."""
-        return await self._run(self.engine.enrol, list(notes))
+        return await self.run(self.engine.enrol, list(notes))
 
     async def verify(self, voiceprint: Voiceprint, data: bytes, mime: str | None = None) -> Decision:
         """:meth:`Engine.verify` in the pool."""
-        return await self._run(self.engine.verify, voiceprint, data, mime)
+        return await self.run(self.engine.verify, voiceprint, data, mime)
 
     async def verify_note(self, voiceprint: Voiceprint, note: NoteEmbedding) -> Decision:
         """:meth:`Engine.verify_note` in the pool."""
-        return await self._run(self.engine.verify_note, voiceprint, note)
+        return await self.run(self.engine.verify_note, voiceprint, note)
 
     def close(self) -> None:
         """Stop accepting work and let running requests finish in the background."""

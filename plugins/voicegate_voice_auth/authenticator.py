@@ -234,8 +234,7 @@ class VoiceAuthenticator:
         try:
             # One admitted job: the same queue limit and timeout cover the speaker and the content check, so an
             # overloaded gateway answers "busy" at once instead of queueing recogniser work without bound.
-            # (AsyncEngine has no public "run this" yet; _run is its admission + pool + timeout.)
-            note, content_ok = await self.engine._run(self._check_blocking, data, mime, expected, enrolment)
+            note, content_ok = await self.engine.run(self._check_blocking, data, mime, expected, enrolment)
         except AudioRejected as exc:
             await self._audit(session, step, AuditDecision.UNUSABLE, exc.code)
             return self._prompt(lang, "unusable", state, reason=str(exc))

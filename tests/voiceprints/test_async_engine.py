@@ -64,3 +64,18 @@ async def test_timeout_frees_the_slot_only_when_work_ends(engine, read_audio):
 def test_pool_bounds_are_validated(engine):
     with pytest.raises(ValueError):
         AsyncEngine(engine, workers=2, queue_limit=1)
+
+
+async def test_run_admits_a_callers_own_job_under_the_same_limit(engine, read_audio):
+    """``run`` is how a caller puts its own step (decode + embed + its check) in the pool as one admitted job."""
+    data = read_audio("passphrase-dev/george/03.wav")
+    release = threading.Event()
+    async with AsyncEngine(engine, workers=1, queue_limit=1) as pool:
+        blocker = asyncio.create_task(pool.run(release.wait, 30))
+        await asyncio.sleep(0)
+        with pytest.raises(EngineBusy):
+            await pool.run(engine.check_note, data, "audio/wav")
+        release.set()
+        assert await blocker is True
+        note = await pool.run(lambda: engine.check_note(data, "audio/wav"))
+        assert note.speech_s > 1 and pool.in_flight == 0

@@ -190,7 +190,7 @@ async def test_an_overloaded_gateway_answers_busy_at_once_and_then_checks_the_no
     driver, replies = await _consented(client)
     auth = runtime_of(client).authenticator
     release = threading.Event()
-    blocker = asyncio.ensure_future(auth.engine._run(release.wait, 30))
+    blocker = asyncio.ensure_future(auth.engine.run(release.wait, 30))
     await asyncio.sleep(0.05)
     assert auth.engine.in_flight == 1
     theo = DigitSpeaker("theo", seed=31)
