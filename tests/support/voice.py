@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import pytest
 
 from gateway.settings import GatewaySettings
 from gateway.testing import TEST_SECRET, make_settings
 from support.speech import model_dir
+
+VoiceSettings = Callable[..., GatewaySettings]
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "config"
@@ -42,3 +46,17 @@ def voice_gateway_settings(tmp_path: Path, *, webchat: bool = False, max_attempt
         crm=[{"use": "demo", "settings": {"customers": str(CONFIG_DIR / "customers.yaml")}}],
         authentication={"use": "voice", "verified_ttl_s": 900, "authenticators": {"voice": auth}},
     )
+
+
+@pytest.fixture
+def voice_settings(tmp_path: Path) -> VoiceSettings:
+    """``voice_settings(webchat=False, max_attempts=GENUINE_ATTEMPTS, **voice)``, see :func:`voice_gateway_settings`.
+
+    A fixture for the conftest files of the voice tests to import (``from support.voice import voice_settings``)."""
+    if not model_dir().is_dir():
+        pytest.fail(f"{model_dir()} is missing: set VOICEGATE_MODEL_DIR or VOICEGATE_SHARED_DIR")
+
+    def build(**options: Any) -> GatewaySettings:
+        return voice_gateway_settings(tmp_path, **options)
+
+    return build
