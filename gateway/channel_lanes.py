@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+
+from gateway.errors import InboundRejected
+from gateway.messages import InboundMessage, OutboundMessage
+
+if TYPE_CHECKING:
+    from gateway.components import GatewayContext
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +72,50 @@ class SenderLanes:
         if pending:
             log.warning("%s: %d inbound message(s) abandoned at shut-down", self._name, len(pending))
             await asyncio.wait(pending)
+
+
+class LanedWebhookChannel(ABC):
+    """What WhatsApp- and Telegram-style channels share: their lanes, ``deliver``/``idle``/``close``, and the hand-in
+    of one parsed message to the pipeline with its replies sent back through the vendor's API.
+
+    A subclass parses its vendor's webhook, submits each message to ``self._lanes`` and, in that job, builds an
+    :class:`InboundMessage` and awaits :meth:`_hand_in`; it implements :meth:`_send` with the vendor's API.
+    """
+
+    #: The vendor's name in log lines ("WhatsApp").
+    vendor: str = "webhook"
+
+    def __init__(self, name: str, context: GatewayContext) -> None:
+        self.name = name
+        self._context = context
+        self._lanes = SenderLanes(f"channel {name}")
+
+    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
+        """Messages produced outside a webhook call (agent replies, acknowledgements) go out the same way."""
+        await self._send(recipient, messages)
+
+    async def idle(self) -> None:
+        """Wait until every delivery received so far is processed (for tests)."""
+        await self._lanes.idle()
+
+    async def close(self) -> None:
+        await self._lanes.drain(timeout_s=10.0)
+
+    @abstractmethod
+    async def _send(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
+        """Send ``messages`` to ``recipient`` through the vendor's API, in order."""
+
+    async def _hand_in(self, inbound: InboundMessage) -> None:
+        """Run the turn and send its replies, unless the vendor redelivered a message answered before.
+
+        The duplicate check is durable (the pipeline's, on the channel's message id), so a retry that reaches another
+        instance, or arrives after a restart, is not answered twice."""
+        try:
+            received = await self._context.inbox.receive_turn(inbound)
+        except InboundRejected as exc:
+            log.warning("%s message %s refused by the pipeline: %s", self.vendor, inbound.message_id, exc)
+            return
+        if received.duplicate:
+            log.info("%s message %s is a redelivery; already answered", self.vendor, inbound.message_id)
+            return
+        await self._send(inbound.sender, received.replies)

@@ -17,9 +17,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.button_payloads import PayloadCodec
-from gateway.channel_lanes import SenderLanes
+from gateway.channel_lanes import LanedWebhookChannel
 from gateway.components import ChannelCapabilities, GatewayContext
-from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
@@ -35,18 +34,18 @@ _SEND_METHODS = {AttachmentKind.AUDIO: ("sendAudio", "audio"), AttachmentKind.IM
                  AttachmentKind.VIDEO: ("sendVideo", "video"), AttachmentKind.FILE: ("sendDocument", "document")}
 
 
-class TelegramChannel:
+class TelegramChannel(LanedWebhookChannel):
     """A Telegram bot as a VoiceGate channel."""
 
+    vendor = "Telegram"
+
     def __init__(self, settings: TelegramSettings, context: GatewayContext, *, name: str = "telegram") -> None:
-        self.name = name
+        super().__init__(name, context)
         self.settings = settings
         # Inline keyboards take many buttons; titles past ~40 characters are cut on phones.
         self.capabilities = ChannelCapabilities(buttons=True, max_buttons=10, max_button_title=40,
                                                 max_text_length=4096, audio_in=True)
-        self._context = context
         self.api = BotApi(context.http, settings)
-        self._lanes = SenderLanes(f"channel {name}")
         self._payloads = PayloadCodec(CALLBACK_DATA_BYTES)
 
     @classmethod
@@ -56,16 +55,6 @@ class TelegramChannel:
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return [web.post("/webhook", self.webhook)]
-
-    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
-        await self._send(recipient, messages)
-
-    async def idle(self) -> None:
-        """Wait until every update received so far is processed (for tests)."""
-        await self._lanes.idle()
-
-    async def close(self) -> None:
-        await self._lanes.drain(timeout_s=10.0)
 
     # ----------------------------------------------------------------- handler
 
@@ -109,15 +98,7 @@ class TelegramChannel:
                 text = update.button_title
         inbound = InboundMessage(channel=self.name, sender=update.sender, message_id=update.message_id,
                                  text=text, button=button, attachments=attachments, received_at=update.received_at)
-        try:
-            received = await self._context.inbox.receive_turn(inbound)
-        except InboundRejected as exc:
-            log.warning("Telegram %s refused by the pipeline: %s", update.message_id, exc)
-            return
-        if received.duplicate:  # a redelivered update answered before (maybe by another instance)
-            log.info("Telegram %s is a redelivered update; already answered", update.message_id)
-            return
-        await self._send(update.sender, received.replies)
+        await self._hand_in(inbound)
 
     async def _acknowledge(self, update: TgMessage) -> None:
         """Stop the pressed button's spinner and take the keyboard off its message: the choice is

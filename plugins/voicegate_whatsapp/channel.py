@@ -16,9 +16,8 @@ from typing import Sequence
 from aiohttp import web
 
 from gateway.button_payloads import PayloadCodec
-from gateway.channel_lanes import SenderLanes
+from gateway.channel_lanes import LanedWebhookChannel
 from gateway.components import ChannelCapabilities, GatewayContext
-from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
@@ -34,19 +33,19 @@ _MEDIA_TYPES = {AttachmentKind.AUDIO: "audio", AttachmentKind.IMAGE: "image",
 _ROW_ID_LIMIT = 200  # list row ids hold 200 characters, reply button ids 256: one limit for both
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(LanedWebhookChannel):
     """A WhatsApp Business phone number as a VoiceGate channel."""
 
+    vendor = "WhatsApp"
+
     def __init__(self, settings: WhatsAppSettings, context: GatewayContext, *, name: str = "whatsapp") -> None:
-        self.name = name
+        super().__init__(name, context)
         self.settings = settings
         # Up to ten choices fit a list message (row titles ≤ 24); the channel picks reply
         # buttons when there are at most three short ones. More than ten: the core numbers them.
         self.capabilities = ChannelCapabilities(buttons=True, max_buttons=MAX_LIST_ROWS,
                                                 max_button_title=MAX_LIST_TITLE, max_text_length=4096, audio_in=True)
-        self._context = context
         self.graph = GraphClient(context.http, settings)
-        self._lanes = SenderLanes(f"channel {name}")
         self._payloads = PayloadCodec(_ROW_ID_LIMIT)
 
     @classmethod
@@ -56,16 +55,6 @@ class WhatsAppChannel:
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return [web.get("/webhook", self.verify), web.post("/webhook", self.webhook)]
-
-    async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
-        await self._send(recipient, messages)
-
-    async def idle(self) -> None:
-        """Wait until every delivery received so far is processed (for tests)."""
-        await self._lanes.idle()
-
-    async def close(self) -> None:
-        await self._lanes.drain(timeout_s=10.0)
 
     # ----------------------------------------------------------------- handlers
 
@@ -117,15 +106,7 @@ class WhatsAppChannel:
                 text = message.button_title
         inbound = InboundMessage(channel=self.name, sender=message.sender, message_id=message.message_id,
                                  text=text, button=button, attachments=attachments, received_at=message.received_at)
-        try:
-            received = await self._context.inbox.receive_turn(inbound)
-        except InboundRejected as exc:
-            log.warning("WhatsApp message %s refused by the pipeline: %s", message.message_id, exc)
-            return
-        if received.duplicate:  # WhatsApp retried a delivery answered before (maybe by another instance)
-            log.info("WhatsApp message %s is a retried delivery; already answered", message.message_id)
-            return
-        await self._send(message.sender, received.replies)
+        await self._hand_in(inbound)
 
     async def _send(self, to: str, messages: Sequence[OutboundMessage]) -> None:
         for message in messages:
