@@ -73,6 +73,7 @@ class Context:
     config_dir: str
     data_dir: str
     clock: Callable[[], datetime] = utcnow
+    redis_url: str | None = None  # coordination.redis_url: several instances share the database
 
     def now(self) -> datetime:
         return self.clock()
@@ -172,7 +173,8 @@ async def _lifecycle(app: web.Application, clock: Callable[[], datetime]) -> Asy
             cache=None if settings.coordination.redis_url else TurnCache(),
         )
         os.makedirs(settings.data_path, exist_ok=True)
-        context = Context(pipeline, http, database.engine, settings.config_dir, settings.data_path, clock)
+        context = Context(pipeline, http, database.engine, settings.config_dir, settings.data_path, clock,
+                          redis_url=settings.coordination.redis_url)
 
         channels: dict[str, Channel] = {}
         for name, raw in settings.channels.items():

@@ -100,6 +100,9 @@ class GatewayContext(Protocol):
     db_engine: "AsyncEngine"  # the gateway's database, for plugins that persist (e.g. voiceprints)
     config_dir: str  # directory of the main YAML, to resolve relative paths
     data_dir: str  # writable directory for plugin state files
+    # coordination.redis_url, or None for a single instance: components that hand work to the
+    # instance holding a customer's connection (or wake its long polls) publish there.
+    redis_url: str | None
 
     def now(self) -> datetime: ...
 

@@ -18,10 +18,11 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from gateway.db.models import metadata
+from gateway.db.outbox import outbox as _outbox  # noqa: F401 - registers the table on metadata
 
 VERSION_TABLE = "voicegate_alembic_version"
 config = context.config
-_OWN_TABLES = {"customers", "identities", "conversations", "messages", "events"}
+_OWN_TABLES = {"customers", "identities", "conversations", "messages", "events", "outbox"}
 
 
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
