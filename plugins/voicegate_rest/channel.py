@@ -9,9 +9,11 @@ from typing import Any, Sequence
 from aiohttp import web
 
 from gateway.components import ChannelCapabilities, GatewayContext
+from gateway.db.outbox import OutboxStore
 from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import OutboundMessage
+from gateway.wakeups import Wakeups
 
 from voicegate_rest.outbox import Outbox
 from voicegate_rest.settings import RestSettings
@@ -36,12 +38,16 @@ class RestChannel:
         )
         self._context = context
         self._limits = Limits(settings.max_attachment_bytes, settings.max_attachments, settings.max_text_chars)
-        self.outbox = Outbox(max_per_sender=settings.outbox_max_per_sender, ttl_s=settings.outbox_ttl_s)
+        store = OutboxStore(context.db_engine, name, max_per_recipient=settings.outbox_max_per_sender,
+                            ttl_s=settings.outbox_ttl_s, clock=context.now)
+        self.outbox = Outbox(store, Wakeups(f"voicegate:outbox:{name}", context.redis_url))
 
     @classmethod
-    def create(cls, settings: RestSettings, context: GatewayContext) -> "RestChannel":
-        """The factory handed to the core in the ComponentSpec."""
-        return cls(settings, context)
+    async def create(cls, settings: RestSettings, context: GatewayContext) -> "RestChannel":
+        """The factory handed to the core in the ComponentSpec; subscribes to wake-ups (Redis)."""
+        channel = cls(settings, context)
+        await channel.outbox.wakeups.start()
+        return channel
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return [
@@ -50,10 +56,12 @@ class RestChannel:
         ]
 
     async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
-        self.outbox.put(recipient, messages)
+        """Queue ``messages`` in the database for the integrator's next poll (any instance answers it)."""
+        await self.outbox.put(recipient, messages)
 
     async def close(self) -> None:
-        """Nothing to release: the outbox is memory only."""
+        """Stop listening for wake-ups; the outbox itself is in the database."""
+        await self.outbox.wakeups.close()
 
     # ----------------------------------------------------------------- handlers
 
@@ -87,8 +95,8 @@ class RestChannel:
         except RequestProblem as exc:
             return _error(exc)
         items = await self.outbox.take(sender, after=after, wait_s=wait)
-        messages = [{"seq": seq, **message_json(m)} for seq, m in items]
-        cursor = items[-1][0] if items else after
+        messages = [{"seq": item.seq, **message_json(item.message)} for item in items]
+        cursor = items[-1].seq if items else after
         return web.json_response({"messages": messages, "cursor": cursor})
 
     async def _read_body(self, request: web.Request) -> bytes:

@@ -5,93 +5,65 @@ has a sequence number, ``after`` acknowledges (and drops) everything up to it, s
 that crashes before storing the answer simply asks again with its old cursor (at-least-once).
 A poll can wait for new messages (``wait=<seconds>``, long polling).
 
-The outbox lives in this process's memory, bounded per sender and forgotten after a TTL:
-messages are never lost from the record (the pipeline stores every outbound message in the
-conversation), but a gateway restart empties what was not polled yet.
+The messages live in the gateway's database (:mod:`gateway.db.outbox`), so any instance
+answers a poll and a restart loses nothing. A waiting poll is woken at once by a message
+queued in this process, by a Redis wake-up from another instance (``coordination.redis_url``),
+and in any case looks at the database again every ``recheck_s`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
+from gateway.db.outbox import OutboxStore, Queued
 from gateway.messages import OutboundMessage
-
-
-@dataclass
-class _Queue:
-    items: deque[tuple[int, OutboundMessage]]
-    touched: float
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+from gateway.wakeups import Wakeups
 
 
 class Outbox:
-    """Bounded, per-sender queues with cursors. Not shared between processes."""
+    """Bounded per-sender queues with cursors, shared by every instance on the database."""
 
-    def __init__(self, *, max_per_sender: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._queues: dict[str, _Queue] = {}
-        self._seq = itertools.count(1)  # one counter for all senders: cursors are never reused
-        self._max = max_per_sender
-        self._ttl = ttl_s
-        self._clock = clock
-        self._last_purge = clock()
-        self.dropped = 0  # messages dropped because a sender's queue was full (statistics)
+    def __init__(self, store: OutboxStore, wakeups: Wakeups, *, recheck_s: float = 5.0) -> None:
+        self.store = store
+        self.wakeups = wakeups
+        # Safety net, not the wake-up mechanism: a wake-up lost while Redis reconnects (or a
+        # second instance run without Redis) delays a long poll by at most this much.
+        self.recheck_s = recheck_s
 
-    def put(self, sender: str, messages: Sequence[OutboundMessage]) -> None:
-        """Queue ``messages`` for ``sender`` and wake any poller waiting for them."""
-        now = self._clock()
-        self._purge(now)
-        queue = self._queues.get(sender)
-        if queue is None:
-            queue = self._queues[sender] = _Queue(deque(), now)
-        for message in messages:
-            if len(queue.items) >= self._max:
-                queue.items.popleft()
-                self.dropped += 1
-            queue.items.append((next(self._seq), message))
-        queue.touched = now
-        queue.changed.set()
+    @property
+    def dropped(self) -> int:
+        """Messages this process dropped because a sender's queue was full (statistics)."""
+        return self.store.dropped
 
-    async def take(self, sender: str, *, after: int = 0, wait_s: float = 0.0) -> list[tuple[int, OutboundMessage]]:
-        """Messages for ``sender`` with a sequence number above ``after`` (dropping the others).
+    async def put(self, sender: str, messages: Sequence[OutboundMessage]) -> list[int]:
+        """Store ``messages`` for ``sender`` and wake its pollers, here and on other instances."""
+        seqs = await self.store.put(sender, messages)
+        await self.wakeups.notify(sender)
+        return seqs
+
+    async def take(self, sender: str, *, after: int = 0, wait_s: float = 0.0) -> list[Queued]:
+        """Messages for ``sender`` with a sequence number above ``after`` (acknowledging the others).
 
         With ``wait_s`` > 0 and nothing to return, waits up to that long for a new message.
         """
-        found = self._after(sender, after)
-        if found or wait_s <= 0:
-            return found
-        queue = self._queues.get(sender)
-        if queue is None:
-            queue = self._queues[sender] = _Queue(deque(), self._clock())
-        queue.changed.clear()
-        try:
-            await asyncio.wait_for(queue.changed.wait(), wait_s)
-        except asyncio.TimeoutError:
-            return []
-        return self._after(sender, after)
+        if wait_s <= 0:
+            return await self.store.read(sender, after=after)
+        deadline = time.monotonic() + wait_s
+        with self.wakeups.waiting(sender) as woken:  # registered before the read: no wake-up is missed
+            while True:
+                woken.clear()
+                found = await self.store.read(sender, after=after)
+                remaining = deadline - time.monotonic()
+                if found or remaining <= 0:
+                    return found
+                try:
+                    await asyncio.wait_for(woken.wait(), min(remaining, self.recheck_s))
+                except asyncio.TimeoutError:
+                    if time.monotonic() >= deadline:
+                        return []  # the time is up; what came unannounced goes with the next poll
 
-    def pending(self, sender: str) -> int:
+    async def pending(self, sender: str) -> int:
         """How many messages wait for ``sender``."""
-        queue = self._queues.get(sender)
-        return len(queue.items) if queue else 0
-
-    def _after(self, sender: str, after: int) -> list[tuple[int, OutboundMessage]]:
-        queue = self._queues.get(sender)
-        if queue is None:
-            return []
-        while queue.items and queue.items[0][0] <= after:
-            queue.items.popleft()  # acknowledged by the cursor
-        queue.touched = self._clock()
-        return list(queue.items)
-
-    def _purge(self, now: float) -> None:
-        # Scanning every sender is O(senders); doing it at most once a minute keeps put() cheap.
-        if now - self._last_purge < 60.0:
-            return
-        self._last_purge = now
-        for sender in [s for s, q in self._queues.items() if now - q.touched > self._ttl]:
-            del self._queues[sender]
+        return await self.store.pending(sender)

@@ -26,7 +26,8 @@ class RestSettings(PluginSettings):
     # numbered list in the text and the integrator answers with the digit.
     buttons: bool = True
     # Messages sent outside a request (agent replies) wait in a per-sender outbox that the
-    # integrator polls with GET /channels/rest/outbox/<sender>. Bounded in memory: the oldest
-    # are dropped beyond max_per_sender, and an outbox unread for ttl_s is forgotten.
+    # integrator polls with GET /channels/rest/outbox/<sender>. Kept in the gateway's database
+    # (shared by every instance, kept across restarts) and bounded: the oldest are dropped
+    # beyond max_per_sender, and an outbox neither filled nor read for ttl_s is forgotten.
     outbox_max_per_sender: int = Field(default=100, ge=1)
     outbox_ttl_s: float = Field(default=24 * 3600.0, gt=0)

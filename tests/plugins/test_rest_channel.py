@@ -124,7 +124,7 @@ async def test_messages_outside_a_request_wait_in_the_signed_outbox(demo_setting
 async def test_outbox_of_a_sender_that_needs_percent_encoding(demo_settings, gateway_client) -> None:
     client = await gateway_client(demo_settings())
     await RestDriver(client, sender="+39 333/1").say("hello")
-    runtime_of(client).channels["rest"].outbox.put("+39 333/1", [OutboundMessage(text="ciao")])
+    await runtime_of(client).channels["rest"].outbox.put("+39 333/1", [OutboundMessage(text="ciao")])
     path = "/channels/rest/outbox/%2B39%20333%2F1?after=0"  # signed exactly as sent
     response = await client.get(path, headers={SIGNATURE_HEADER: sign(path.encode())})
     assert [m["text"] for m in (await response.json())["messages"]] == ["ciao"]
