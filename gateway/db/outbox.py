@@ -153,6 +153,15 @@ class OutboxStore:
         live = sorted((seq, body) for seq, body, touched in rows if touched >= now - self.ttl)
         return [Queued(int(seq), outbound_from_json(body)) for seq, body in live]
 
+    async def recipients(self) -> list[str]:
+        """The recipients with unexpired messages waiting (one indexed query; the table stays small
+        where queues are drained as soon as the customer is reachable)."""
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(
+                select(outbox.c.recipient).distinct()
+                .where(outbox.c.channel == self.channel, outbox.c.touched_at >= self.clock() - self.ttl)
+            )).scalars())
+
     async def pending(self, recipient: str) -> int:
         """How many unexpired messages wait for ``recipient``."""
         async with self.engine.connect() as conn:
