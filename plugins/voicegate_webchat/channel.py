@@ -15,15 +15,18 @@ from typing import Any, Sequence
 from aiohttp import WSMsgType, web
 
 from gateway.components import ChannelCapabilities, GatewayContext
+from gateway.db.outbox import OutboxStore
 from gateway.errors import InboundRejected
 from gateway.messages import OutboundMessage
 
 from voicegate_webchat.protocol import FrameProblem, Limits, inbound_message, messages_json, parse_frame, session_from_hello
+from voicegate_webchat.relay import PendingRelay
 from voicegate_webchat.settings import WebChatSettings
 
 log = logging.getLogger(__name__)
 
 _ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
+RELAY_SWEEP_S = 10.0  # several instances: how often to look for stored messages of this instance's pages
 # The page loads nothing from elsewhere and runs no inline script.
 _CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "media-src 'self' blob: data:; connect-src 'self' ws: wss:; frame-ancestors 'self'")
@@ -67,10 +70,22 @@ class WebChatChannel:
         self._workers: set[asyncio.Task[None]] = set()
         self._page = self._render_page()
         self._assets = {name: _read_asset(name) for name in _ASSETS}
+        # Several instances: a page may be connected to another one, so what this instance cannot
+        # push goes through the database and Redis (see relay.py). One instance keeps it in memory.
+        self.relay: PendingRelay | None = None
+        if context.redis_url and settings.pending_per_session > 0:
+            store = OutboxStore(context.db_engine, name, max_per_recipient=settings.pending_per_session,
+                                ttl_s=settings.pending_ttl_s, clock=context.now)
+            self.relay = PendingRelay(store, f"voicegate:webchat:{name}", context.redis_url,
+                                      push=self._push_local, connected=lambda session: session in self._sockets,
+                                      sweep_s=RELAY_SWEEP_S)
 
     @classmethod
-    def create(cls, settings: WebChatSettings, context: GatewayContext) -> "WebChatChannel":
-        return cls(settings, context)
+    async def create(cls, settings: WebChatSettings, context: GatewayContext) -> "WebChatChannel":
+        channel = cls(settings, context)
+        if channel.relay is not None:
+            await channel.relay.start()
+        return channel
 
     def routes(self) -> Sequence[web.AbstractRouteDef]:
         return [
@@ -82,19 +97,27 @@ class WebChatChannel:
         ]
 
     async def deliver(self, recipient: str, messages: Sequence[OutboundMessage]) -> None:
-        """Push to every open page of ``recipient``; if none is open, keep them for the next visit."""
-        frame = {"type": "push", "messages": messages_json(messages)}
-        delivered = False
-        for socket in list(self._sockets.get(recipient, ())):
-            delivered = await socket.send(frame) or delivered
-        if delivered:
+        """Push to every open page of ``recipient`` on this instance; if none is open here, hand
+        them to the instance that has one (several instances), or keep them for the next visit."""
+        if await self._push_local(recipient, messages):
             return
         if self.settings.pending_per_session == 0:
             raise ConnectionError("the customer has no web chat page open")
+        if self.relay is not None:
+            await self.relay.hold(recipient, messages)
+            return
         self._purge_pending()
         queue = self._pending.setdefault(recipient, deque(maxlen=self.settings.pending_per_session))
         self._pending_since.setdefault(recipient, self.clock())
         queue.extend(messages)
+
+    async def _push_local(self, session: str, messages: Sequence[OutboundMessage]) -> bool:
+        """Send a ``push`` frame to this instance's open pages of ``session``; True if one took it."""
+        frame = {"type": "push", "messages": messages_json(messages)}
+        delivered = False
+        for socket in list(self._sockets.get(session, ())):
+            delivered = await socket.send(frame) or delivered
+        return delivered
 
     def _purge_pending(self) -> None:
         # Customers who never come back must not hold memory forever; scanning at most once a
@@ -119,6 +142,8 @@ class WebChatChannel:
             _, late = await asyncio.wait(list(self._workers), timeout=5.0)
             for task in late:
                 task.cancel()
+        if self.relay is not None:
+            await self.relay.close()  # idempotent; later deliveries are still stored, announced here only
 
     def connected(self, session: str) -> int:
         """How many pages of ``session`` are open (for tests and diagnostics)."""
@@ -201,6 +226,11 @@ class WebChatChannel:
             session = state["session"]
             await socket.send({"type": "ready", "session": session, "max_upload_bytes": self.settings.max_upload_bytes,
                                "max_text_chars": self.settings.max_text_chars})
+            if self.relay is not None:
+                try:
+                    await self.relay.hand_over(session)
+                except Exception:  # noqa: BLE001 - they stay stored; the relay's sweep retries
+                    log.exception("could not hand stored web chat messages to a page that said hello")
             pending = self._pending.pop(session, None)
             since = self._pending_since.pop(session, None)
             if pending and not await socket.send({"type": "push", "messages": messages_json(list(pending))}):

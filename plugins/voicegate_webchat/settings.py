@@ -19,9 +19,9 @@ class WebChatSettings(PluginSettings):
     # Origins (scheme://host[:port]) allowed to open the WebSocket besides the gateway's own
     # (e.g. a site embedding the chat). Browsers send Origin; other clients are not restricted.
     allowed_origins: tuple[str, ...] = ()
-    # Messages for a customer with no open page (an agent answered after they left) wait in
-    # memory, this many per customer, until the page reconnects; a restart loses them (they
-    # stay in the conversation history).
+    # Messages for a customer with no open page (an agent answered after they left) wait, this
+    # many per customer, until the page reconnects: in memory with one instance (a restart loses
+    # them; they stay in the conversation history), in the database with coordination.redis_url.
     pending_per_session: int = Field(default=50, ge=0)
     # ... and are dropped when the customer has not come back within this many seconds.
     pending_ttl_s: float = Field(default=24 * 3600.0, gt=0)

@@ -74,3 +74,49 @@ async def test_two_instances_share_the_rest_outbox(demo_settings, gateway_client
     # The cursor acknowledged the first message on both instances.
     assert [m["text"] for m in (await _poll(first, "bob", after=polled["cursor"]))["messages"]] == ["Anything else?"]
     assert (await _poll(first, "bob", after=later["cursor"]))["messages"] == []
+
+
+WS = "/channels/webchat/ws"
+
+
+async def _hello(ws: Any, session: str | None = None) -> str:
+    await ws.send_json({"type": "hello", "session": session})
+    ready = await ws.receive_json(timeout=10)
+    assert ready["type"] == "ready"
+    return ready["session"]
+
+
+async def test_an_agent_reply_made_on_one_instance_reaches_a_page_on_another(
+    demo_settings, gateway_client, pg_url, pg_schema, redis_url, monkeypatch
+) -> None:
+    # The relay's periodic look at the database is pushed far out: only the Redis announcement
+    # can bring the reply to the page within the test.
+    monkeypatch.setattr("voicegate_webchat.channel.RELAY_SWEEP_S", 600.0)
+    settings = demo_settings(database={"url": pg_url, "schema": pg_schema}, coordination={"redis_url": redis_url})
+    first = await gateway_client(settings)
+    second = await gateway_client(settings)
+    async with first.ws_connect(WS) as page:  # the page's socket is on the first instance
+        session = await _hello(page)
+        await page.send_json({"type": "message", "id": "m1", "text": "hello"})
+        assert (await page.receive_json(timeout=10))["type"] == "reply"
+        conversation = await _conversation_of(second, "webchat", session)
+
+        # Made on the second instance, which has no socket for this session.
+        await _agent_says(second, conversation, "Hi, I'm Anna.")
+        # A bound for the whole wait: the socket's own read timeout restarts at every heartbeat ping.
+        push = await asyncio.wait_for(page.receive_json(), 30)
+        assert push == {"type": "push", "messages": [{"text": "Hi, I'm Anna.", "buttons": []}]}
+    assert await runtime_of(second).channels["webchat"].relay.store.pending(session) == 0
+
+    # No instance holds a socket: the messages wait in the database, for a page on either instance.
+    for _ in range(500):
+        if not runtime_of(first).channels["webchat"].connected(session):
+            break
+        await asyncio.sleep(0.01)
+    await _agent_says(second, conversation, "Are you still there?")
+    await _agent_says(first, conversation, "I'll wait.")
+    async with second.ws_connect(WS) as page:
+        assert await _hello(page, session) == session
+        push = await page.receive_json(timeout=10)
+        assert [m["text"] for m in push["messages"]] == ["Are you still there?", "I'll wait."]
+    assert await runtime_of(first).channels["webchat"].relay.store.pending(session) == 0
