@@ -14,6 +14,9 @@ import asyncio
 import contextlib
 import logging
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,14 @@ class Wakeups:
 
         self._redis = aioredis.from_url(self.redis_url)
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.topic)  # sent and confirmed before a waiter checks the database
+        try:
+            await pubsub.subscribe(self.topic)  # sent and confirmed before a waiter checks the database
+        except Exception as exc:  # noqa: BLE001 - start-up fails with where and what to do
+            await self.close()
+            raise GatewayError(
+                f"cannot subscribe to Redis at {_safe(self.redis_url)} for {self.topic!r}: {str(exc).rstrip('.')}. "
+                "Check coordination.redis_url and that Redis runs."
+            ) from exc
         self._listener = asyncio.create_task(self._listen(pubsub), name=f"voicegate-wakeups-{self.topic}")
 
     async def close(self) -> None:
@@ -118,3 +128,11 @@ class Wakeups:
             await asyncio.sleep(_RETRY_S)
             with contextlib.suppress(Exception):
                 await pubsub.subscribe(self.topic)
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()

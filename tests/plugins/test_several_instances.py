@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from gateway.errors import GatewayError
 from gateway.messages import OutboundMessage
 from gateway.testing import SIGNATURE_HEADER, RestDriver, runtime_of, sign
 
@@ -120,3 +123,11 @@ async def test_an_agent_reply_made_on_one_instance_reaches_a_page_on_another(
         push = await page.receive_json(timeout=10)
         assert [m["text"] for m in push["messages"]] == ["Are you still there?", "I'll wait."]
     assert await runtime_of(first).channels["webchat"].relay.store.pending(session) == 0
+
+
+async def test_an_unreachable_redis_stops_start_up_with_what_to_do(demo_settings, gateway_client) -> None:
+    settings = demo_settings(coordination={"redis_url": "redis://:hunter22@127.0.0.1:1/0"})  # nothing listens there
+    with pytest.raises(GatewayError) as failure:
+        await gateway_client(settings)
+    message = str(failure.value)
+    assert "coordination.redis_url" in message and "127.0.0.1:1" in message and "hunter22" not in message
