@@ -82,7 +82,10 @@ class Engine:
     def check_enrolment_note(self, data: bytes, mime: str | None = None) -> NoteEmbedding:
         """:meth:`check_note` for an enrolment note: also embeds augmented copies (noise, room echo, app codec)
         into ``enrolment_embedding``, which :meth:`enrol` prefers. About 4x the work of :meth:`check_note`."""
-        wave = self.decode(data, mime)
+        return self.check_enrolment_waveform(self.decode(data, mime))
+
+    def check_enrolment_waveform(self, wave: Waveform) -> NoteEmbedding:
+        """:meth:`check_enrolment_note` on decoded audio (for callers that also use the samples themselves)."""
         analysis = self._gate(wave.samples)
         digest = wave.sha256()
         note = self._note(wave.samples, analysis, digest)

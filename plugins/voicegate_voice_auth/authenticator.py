@@ -246,13 +246,10 @@ class VoiceAuthenticator:
 
     def _check_blocking(self, data: bytes, mime: str | None, expected: tuple[str, ...] | None,
                         enrolment: bool) -> tuple[Any, bool]:
-        """In an engine worker: decode the note once, gate and embed it, and check its words on the same samples.
-
-        An enrolment note goes through ``check_enrolment_note`` (the engine has no waveform variant of it), which
-        decodes once more; enrolment happens a few times per customer, verification every time."""
+        """In an engine worker: decode the note once, gate and embed it, and check its words on the same samples."""
         core = self.engine.engine
         wave = core.decode(data, mime)
-        note = core.check_enrolment_note(data, mime) if enrolment else core.check_waveform(wave)
+        note = core.check_enrolment_waveform(wave) if enrolment else core.check_waveform(wave)
         content_ok = True if expected is None else self.content.says(wave.samples, expected)
         return note, content_ok
 
