@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.app import create_app
 from support.chat import prompted_digits
 from support.speech import RATE, DigitSpeaker, write_fake_mic_wav
-from support.voice import GENUINE_ATTEMPTS
+from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -131,9 +131,8 @@ async def test_a_person_enrols_and_verifies_by_voice_in_the_web_chat(voice_setti
         texts = await person.bot_texts(page)
         await person.close(browser, page)
 
-        # Enrol: one note per prompt, re-recording when the chat asks to (a misheard note is asked again; 10
-        # tries make 3 good notes all but certain at the recogniser's ~4 in 5).
-        for _ in range(10):
+        # Enrol: one note per prompt, re-recording when the chat asks to (a misheard note is asked again).
+        for _ in range(ENROLMENT_TRIES):
             new = await person.speak(theo, texts)
             texts += new
             assert EURO not in "".join(new)

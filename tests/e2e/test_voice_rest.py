@@ -16,7 +16,7 @@ from gateway.testing import RestDriver, runtime_of
 from support.chat import all_text, buttons, prompted_digits
 from support.clock import ManualClock
 from support.speech import DigitSpeaker, ogg_opus
-from support.voice import GENUINE_ATTEMPTS
+from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS
 
 pytestmark = pytest.mark.model
 
@@ -50,7 +50,7 @@ class VoiceCustomer:
 
     async def enrol(self, speaker: DigitSpeaker, replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Answer enrolment prompts until the voiceprint is saved; re-record when asked (as a person would)."""
-        for _ in range(8):
+        for _ in range(ENROLMENT_TRIES):
             replies = await self.note(replies, speaker)
             text = all_text(replies)
             assert EURO not in text
@@ -62,7 +62,7 @@ class VoiceCustomer:
         raise AssertionError(f"enrolment did not finish: {text}")
 
     async def verify(self, speaker: DigitSpeaker, replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Send the genuine voice; when only the words were misheard (the recogniser misses ~1 note in 10 on these
+        """Send the genuine voice; when only the words were misheard (the recogniser misses ~1 note in 7 on these
         phone-band recordings) send a new note, as a person asked to "try again" would. The voice itself must
         never be refused."""
         for _ in range(GENUINE_ATTEMPTS - 2):
@@ -112,10 +112,13 @@ async def test_enrol_then_verify_shows_the_balance_only_after_success(voice_sett
     theo = DigitSpeaker(ENROLLED, seed=1)
     replies = await bob.ask_balance_and_consent()
     assert "Note 1 — say:" in all_text(replies)
+    decodes = _count_decodes(monkeypatch)
+    sent_before = len(bob.sent)
     replies = await bob.enrol(theo, replies)
     assert "Got it" not in all_text(replies)
+    assert len(decodes) == len(bob.sent) - sent_before  # each enrolment note too is decoded once
 
-    decodes = _count_decodes(monkeypatch)
+    decodes.clear()
     sent_before = len(bob.sent)
     replies = await bob.verify(theo, replies)
     text = all_text(replies)
