@@ -8,9 +8,11 @@ SpeechBrain, override ``pretrained_path`` with the folder and forbid the network
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import numpy as np
 import torch
 
 from voiceprints.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 MODEL_ID = "speechbrain/spkrec-ecapa-voxceleb"
 MODEL_REVISION = "0f99f2d0ebe89ac095bcc5903c4dd8f72b367286"
@@ -100,6 +104,7 @@ class EcapaModel:
     model_id: str = MODEL_ID
     model_revision: str = MODEL_REVISION
     precision: str = "fp32"
+    conv_backend: str = "onednn"  # which fp32 convolution kernels torch uses: "onednn" or "native" (see load_ecapa)
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """192-dim L2-normalised float32 embedding of 16 kHz mono float32 samples."""
@@ -140,8 +145,11 @@ def bf16_supported() -> bool:
         return False
 
 
+CONV_BACKENDS = ("auto", "onednn", "native")
+
+
 def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
-               precision: str = "fp32") -> EcapaModel:
+               precision: str = "fp32", conv_backend: str = "auto") -> EcapaModel:
     """Load the ECAPA model from a local folder, offline, after checking the pinned sha256 of every file.
 
     ``threads`` sets torch's intra-op thread count (process-wide); ``None`` leaves it alone. ``precision`` is
@@ -149,10 +157,20 @@ def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
     idle machine here (83 vs 104 ms for 3 s) but much slower when the cores were oversubscribed (autocast re-casts
     the weights on every call), so it is opt-in; ``benchmarks/voice_latency.py`` measures both.
 
+    ``conv_backend`` picks torch's fp32 convolution kernels, which is where the model spends ~95 % of its time:
+    ``onednn`` (torch's default), ``native`` (ATen's own im2col + BLAS, ``torch.backends.mkldnn.enabled = False``)
+    or ``auto`` (default): time one embedding each way now and keep the faster. Neither is best everywhere: on one
+    2-core machine here oneDNN took 104 ms for 3 s of audio, on another (Xeon with AMX, 2 threads) 320 ms against
+    92 ms native. The setting is process-wide, like ``threads``; both give the same embeddings to float rounding.
+
     >>> model = load_ecapa("../shared/models/spkrec-ecapa-voxceleb")  # doctest: +SKIP
     >>> model.embed(samples).shape  # doctest: +SKIP
     (192,)
     """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
+    if conv_backend not in CONV_BACKENDS:
+        raise ValueError(f"conv_backend must be one of {', '.join(CONV_BACKENDS)}")
     directory = verify_model_dir(model_dir)
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))
@@ -179,8 +197,39 @@ def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
     if encoder is None:  # pragma: no cover - from_hparams returns None only on broken installs
         raise ModelError(f"SpeechBrain returned no model for {directory}. {HOW_TO_GET}")
     encoder.eval()
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
     if precision == "auto":
         precision = "bf16" if bf16_supported() else "fp32"
-    return EcapaModel(encoder=encoder, model_dir=directory, precision=precision)
+    model = EcapaModel(encoder=encoder, model_dir=directory, precision=precision)
+    if precision == "bf16":
+        conv_backend = "onednn"  # bfloat16 convolutions exist only as oneDNN kernels
+    elif conv_backend == "auto":
+        conv_backend = _faster_conv_backend(model)
+    use_conv_backend(conv_backend)
+    model.conv_backend = conv_backend
+    return model
+
+
+def use_conv_backend(backend: str) -> None:
+    """Switch torch's convolutions to oneDNN (``"onednn"``) or ATen's own kernels (``"native"``), process-wide."""
+    if backend not in ("onednn", "native"):
+        raise ValueError("backend must be 'onednn' or 'native'")
+    torch.backends.mkldnn.enabled = backend == "onednn"
+
+
+def _faster_conv_backend(model: EcapaModel) -> str:
+    """Time one embedding of 2 s of noise with each backend (after a warm-up) and return the faster one."""
+    probe = (np.random.default_rng(0).standard_normal(2 * SAMPLE_RATE) * 0.05).astype(np.float32)
+    best: dict[str, float] = {}
+    previous = torch.backends.mkldnn.enabled
+    try:
+        for backend in ("onednn", "native", "onednn", "native"):  # interleaved: a load spike hits both alike
+            use_conv_backend(backend)
+            started = time.perf_counter()
+            model.embed(probe)
+            best[backend] = min(best.get(backend, float("inf")), time.perf_counter() - started)
+    finally:
+        torch.backends.mkldnn.enabled = previous
+    choice = min(best, key=best.__getitem__)
+    log.info("speaker model: %s convolutions (2 s of audio: oneDNN %.0f ms, native %.0f ms)",
+             choice, 1000 * best["onednn"], 1000 * best["native"])
+    return choice

@@ -72,3 +72,29 @@ def test_real_weights_separate_speakers(ecapa, read_audio):
     assert emb["george/00.wav"].shape == (192,) and abs(np.linalg.norm(emb["george/00.wav"]) - 1) < 1e-5
     # A randomly initialised ECAPA scores ~0.98 on every pair: check the gap, not only the same-speaker score.
     assert same > 0.45 and other < 0.3 and same - other > 0.3
+
+
+@pytest.mark.model
+def test_both_convolution_backends_give_the_same_embedding(ecapa, read_audio):
+    """load_ecapa picks oneDNN or ATen's own convolutions by timing both (whichever is faster on this CPU); the
+    choice must never change a score."""
+    import torch
+
+    from voiceprints import decode_audio
+    from voiceprints.model import use_conv_backend
+
+    assert ecapa.conv_backend in ("onednn", "native")
+    assert torch.backends.mkldnn.enabled == (ecapa.conv_backend == "onednn")  # what load_ecapa chose is in force
+    samples = decode_audio(read_audio("passphrase-dev/george/00.wav")).samples
+    try:
+        use_conv_backend("onednn")
+        onednn = ecapa.embed(samples)
+        use_conv_backend("native")
+        native = ecapa.embed(samples)
+    finally:
+        use_conv_backend(ecapa.conv_backend)
+    assert float(onednn @ native) > 0.9999
+    with pytest.raises(ValueError, match="onednn"):
+        use_conv_backend("fast")
+    with pytest.raises(ValueError, match="conv_backend"):
+        load_ecapa(ecapa.model_dir, conv_backend="gpu")
