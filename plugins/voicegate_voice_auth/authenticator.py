@@ -11,6 +11,7 @@ embeds it, and checks its words with :class:`.content.ContentChecker` on the sam
 from __future__ import annotations
 
 import logging
+import random
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
@@ -42,6 +43,9 @@ class VoiceAuthenticator:
         self.content = content
         self.clock = clock
         self.max_audio_bytes = 10_000_000
+        # Where digit challenges come from: None = the OS's cryptographic randomness (always, in production). Tests
+        # set a seeded random.Random so that a run's prompts, and so the notes they assemble, are reproducible.
+        self.challenge_rng: random.Random | None = None
 
     # ----------------------------------------------------------------------------------------------- protocol
     async def start(self, session: AuthSession) -> AuthStep:
@@ -293,7 +297,7 @@ class VoiceAuthenticator:
     def _new_say(self, state: dict[str, Any]) -> str:
         """Draw a fresh challenge into ``state`` (challenge mode) and return what to show the customer."""
         if self.settings.mode == "challenge":
-            state["challenge"] = new_challenge(self.settings.challenge_digits)
+            state["challenge"] = new_challenge(self.settings.challenge_digits, rng=self.challenge_rng)
         return self._say(state)
 
     def _say(self, state: Mapping[str, Any]) -> str:
@@ -317,7 +321,7 @@ class VoiceAuthenticator:
         """No audio while a note is expected: remind, keep the same challenge, count nothing."""
         new_state = dict(state)
         if self.settings.mode == "challenge" and "challenge" not in new_state:
-            new_state["challenge"] = new_challenge(self.settings.challenge_digits)
+            new_state["challenge"] = new_challenge(self.settings.challenge_digits, rng=self.challenge_rng)
         text = texts.text(lang, "reminder_note", say=self._say(new_state))
         return AuthStep(AuthStatus.PENDING, (self._with_agent(lang, text),), new_state)
 

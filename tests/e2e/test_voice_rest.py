@@ -16,7 +16,7 @@ from gateway.testing import RestDriver, runtime_of
 from support.chat import all_text, buttons, prompted_digits
 from support.clock import ManualClock
 from support.speech import DigitSpeaker, ogg_opus
-from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS
+from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS, seed_challenges
 
 pytestmark = pytest.mark.model
 
@@ -29,6 +29,7 @@ class VoiceCustomer:
     """A REST customer who answers every prompt with a voice note of the digits it shows."""
 
     def __init__(self, client: Any, sender: str = "bob") -> None:
+        seed_challenges(client, f"rest-e2e:{sender}")
         self.driver = RestDriver(client, sender=sender)
         self.sent: list[bytes] = []
         self.enrolment_notes: list[bytes] = []  # the notes enrolment accepted

@@ -65,3 +65,16 @@ def voice_settings(tmp_path: Path) -> VoiceSettings:
         return voice_gateway_settings(tmp_path, **options)
 
     return build
+
+
+def seed_challenges(client: Any, seed: str) -> None:
+    """Make the gateway's digit challenges reproducible (the product draws them from the OS's randomness).
+
+    With the prompts fixed, a test's notes are fixed too (DigitSpeaker is seeded), so a REST voice test gives the
+    same scores on every run: its assertions stay strict ("the genuine voice is never refused") without a chance of
+    failing on an unlucky draw of recordings."""
+    import random
+
+    from gateway.testing import runtime_of
+
+    runtime_of(client).authenticator.challenge_rng = random.Random(seed)

@@ -11,11 +11,13 @@ from gateway.errors import GatewayError
 from gateway.testing import RestDriver, runtime_of
 from support.chat import all_text, buttons, prompted_digits
 from support.speech import DigitSpeaker, ogg_opus, shared_dir
+from support.voice import seed_challenges
 
 pytestmark = pytest.mark.model
 
 
 async def _consented(client, sender: str = "bob") -> tuple[RestDriver, list[dict]]:
+    seed_challenges(client, f"flow:{sender}")
     driver = RestDriver(client, sender=sender)
     await driver.say("What is my balance?")
     return driver, await driver.press("voice_consent_accept")
