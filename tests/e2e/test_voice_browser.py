@@ -19,7 +19,7 @@ from aiohttp import web
 from gateway.app import create_app
 from support.chat import prompted_digits
 from support.speech import RATE, DigitSpeaker, write_fake_mic_wav
-from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS
+from support.voice import ENROLMENT_TRIES, GENUINE_ATTEMPTS, seed_challenges
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -117,6 +117,7 @@ async def test_a_person_enrols_and_verifies_by_voice_in_the_web_chat(voice_setti
 
     theo, impostor = DigitSpeaker("theo", seed=11), DigitSpeaker("jackson", seed=11)
     async with Gateway(voice_settings(webchat=True)) as gateway, async_playwright() as pw:
+        seed_challenges(gateway.app, "browser-e2e")
         person = Person(pw, gateway.url, tmp_path)
 
         # Ask for the balance and accept the consent (no microphone needed yet).
