@@ -21,6 +21,7 @@ from gateway.errors import GatewayError
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0  # back-off before resubscribing after Redis failed
+_PUBLISH_TIMEOUT_S = 2.0  # a wake-up is only a hint: give up on it rather than wait for a stuck Redis
 
 
 class Wakeups:
@@ -98,7 +99,8 @@ class Wakeups:
         self._wake(key)
         if self._redis is not None:
             try:
-                await self._redis.publish(self.topic, key.encode("utf-8"))
+                # Bounded: a Redis that stopped answering must not hold up the delivery that called us.
+                await asyncio.wait_for(self._redis.publish(self.topic, key.encode("utf-8")), _PUBLISH_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - waiters look again on their own; say why it was slower
                 log.warning("could not publish a wake-up on Redis channel %r", self.topic, exc_info=True)
 

@@ -162,6 +162,19 @@ class OutboxStore:
                 .where(outbox.c.channel == self.channel, outbox.c.touched_at >= self.clock() - self.ttl)
             )).scalars())
 
+    async def put_back(self, recipient: str, items: Sequence[Queued]) -> None:
+        """Return claimed messages under their old sequence numbers, so they keep their place ahead of anything
+        queued for ``recipient`` since (a hand-over that found no page must not reorder the conversation)."""
+        if not items:
+            return
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            await self._lock(conn, recipient)
+            await conn.execute(update(outbox).where(self._queue(recipient)).values(touched_at=now))
+            for item in items:
+                await conn.execute(outbox.insert().values(seq=item.seq, channel=self.channel, recipient=recipient,
+                                                          body=to_json(item.message), touched_at=now))
+
     async def pending(self, recipient: str) -> int:
         """How many unexpired messages wait for ``recipient``."""
         async with self.engine.connect() as conn:

@@ -126,11 +126,18 @@ _OUTBOX_SIGN_HINT = (f"Send the header {HEADER}: sha256=<hex HMAC-SHA256 of the 
 _NUMBER = re.compile(r"^\d+(\.\d+)?$")
 
 
+_MAX_SEQ = 2**63 - 1
+
+
 def _number(text: str, key: str, kind: Any) -> Any:
     if not _NUMBER.match(text) or (kind is int and "." in text):
         raise RequestProblem(400, f"'{key}' must be a non-negative {'integer' if kind is int else 'number'}, found {text!r}",
                              f"Pass ?{key}=<number> or leave it out")
-    return kind(text)
+    value = kind(text)
+    if kind is int and value > _MAX_SEQ:  # the database's sequence numbers are 64-bit
+        raise RequestProblem(400, f"'{key}' is larger than any sequence number ({_MAX_SEQ})",
+                             f"Pass the 'cursor' of your last poll as ?{key}=")
+    return value
 
 
 def _error(problem: RequestProblem) -> web.Response:

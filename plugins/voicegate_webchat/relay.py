@@ -49,14 +49,17 @@ class PendingRelay:
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="voicegate-webchat-relay-sweep")
 
     async def close(self) -> None:
-        """Stop the sweep and the hand-overs in flight (claimed rows not yet pushed are put back by them)."""
+        """Stop the sweep, then let the hand-overs in flight finish (each pushes or puts its rows back)."""
         sweeper, self._sweeper = self._sweeper, None
         if sweeper is not None:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
+            _, late = await asyncio.wait(list(self._tasks), timeout=10.0)
+            for task in late:  # stuck on the database: the rows they claimed may be lost, say so
+                log.warning("a web chat hand-over did not finish at shut-down")
+                task.cancel()
         await self.wakeups.close()
 
     async def hold(self, session: str, messages: Sequence[OutboundMessage]) -> None:
@@ -67,21 +70,32 @@ class PendingRelay:
     async def hand_over(self, session: str) -> int:
         """Claim what waits for ``session`` and push it to this instance's pages; return how many.
 
-        If the pages went away meanwhile, the messages are stored again for the next visit.
+        If the pages went away meanwhile, the messages go back under their old sequence numbers (still ahead of
+        anything stored since) for the next visit. The claim -> push -> put-back runs in its own task, shielded:
+        a caller cancelled half-way (a closing socket, shut-down) cannot leave claimed rows neither pushed nor
+        stored; :meth:`close` waits for such tasks.
         """
+        task = asyncio.create_task(self._claim_and_push(session), name="voicegate-webchat-hand-over")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _claim_and_push(self, session: str) -> int:
         claimed = await self.store.claim(session)
         if not claimed:
             return 0
-        messages = [item.message for item in claimed]
-        if not await self._push(session, messages):
-            await self.store.put(session, messages)
-            return 0
-        return len(messages)
+        pushed = False
+        try:
+            pushed = await self._push(session, [item.message for item in claimed])
+        finally:
+            if not pushed:
+                await self.store.put_back(session, claimed)
+        return len(claimed) if pushed else 0
 
     def _announced(self, session: str) -> None:
         # Runs in the Redis listener: the work goes to a task so the listener keeps reading.
         if self._connected(session):
-            task = asyncio.create_task(self._hand_over_logged(session), name="voicegate-webchat-hand-over")
+            task = asyncio.create_task(self._hand_over_logged(session), name="voicegate-webchat-announced")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

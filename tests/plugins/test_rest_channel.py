@@ -119,6 +119,13 @@ async def test_messages_outside_a_request_wait_in_the_signed_outbox(demo_setting
     assert forged.status == 401 and "does not match" in (await error_of(forged))["error"]
     response = await poll("?after=abc")
     assert response.status == 400 and "'after'" in (await error_of(response))["error"]
+    # Beyond any 64-bit sequence number: a clear 400, not a database overflow (a message is waiting, so the
+    # acknowledgement would reach the database).
+    await runtime.pipeline.push(conversation.id, [OutboundMessage(text="Still there?")], author="agent:anna")
+    response = await poll(f"?after={2**64}")
+    body = await error_of(response)
+    assert response.status == 400 and "larger than any sequence number" in body["error"] and "cursor" in body["hint"]
+    assert [m["text"] for m in (await (await poll(f"?after={later['cursor']}")).json())["messages"]] == ["Still there?"]
 
 
 async def test_outbox_of_a_sender_that_needs_percent_encoding(demo_settings, gateway_client) -> None:
