@@ -110,9 +110,13 @@ class OutboxStore:
         forever, but sweeping them is no reason to fail or slow a delivery.
         """
         try:
+            expired = (select(outbox.c.seq)
+                       .where(outbox.c.channel == self.channel, outbox.c.touched_at < self.clock() - self.ttl)
+                       # PostgreSQL: skip rows a put()/read() of that recipient holds, instead of locking them in
+                       # another order than it does (a deadlock would abort the delivery); the next purge gets them.
+                       .with_for_update(skip_locked=True))
             async with self.engine.begin() as conn:
-                result = await conn.execute(delete(outbox).where(
-                    outbox.c.channel == self.channel, outbox.c.touched_at < self.clock() - self.ttl))
+                result = await conn.execute(delete(outbox).where(outbox.c.seq.in_(expired.scalar_subquery())))
             return max(result.rowcount or 0, 0)
         except Exception:  # noqa: BLE001 - the next purge retries
             log.warning("could not purge expired %s outbox rows", self.channel, exc_info=True)
