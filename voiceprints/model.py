@@ -161,7 +161,8 @@ def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
     ``onednn`` (torch's default), ``native`` (ATen's own im2col + BLAS, ``torch.backends.mkldnn.enabled = False``)
     or ``auto`` (default): time one embedding each way now and keep the faster. Neither is best everywhere: on one
     2-core machine here oneDNN took 104 ms for 3 s of audio, on another (Xeon with AMX, 2 threads) 320 ms against
-    92 ms native. The setting is process-wide, like ``threads``; both give the same embeddings to float rounding.
+    92 ms native. The setting is process-wide, like ``threads`` (a later ``load_ecapa`` in the same process decides
+    for every model loaded before it); both give the same embeddings to float rounding.
 
     >>> model = load_ecapa("../shared/models/spkrec-ecapa-voxceleb")  # doctest: +SKIP
     >>> model.embed(samples).shape  # doctest: +SKIP
@@ -171,6 +172,8 @@ def load_ecapa(model_dir: str | os.PathLike[str], *, threads: int | None = None,
         raise ValueError("precision must be 'auto', 'fp32' or 'bf16'")
     if conv_backend not in CONV_BACKENDS:
         raise ValueError(f"conv_backend must be one of {', '.join(CONV_BACKENDS)}")
+    if precision == "bf16" and conv_backend == "native":
+        raise ValueError("bf16 runs on oneDNN only: use conv_backend='auto' or 'onednn' with precision='bf16'")
     directory = verify_model_dir(model_dir)
     if threads is not None:
         torch.set_num_threads(max(1, int(threads)))

@@ -98,3 +98,5 @@ def test_both_convolution_backends_give_the_same_embedding(ecapa, read_audio):
         use_conv_backend("fast")
     with pytest.raises(ValueError, match="conv_backend"):
         load_ecapa(ecapa.model_dir, conv_backend="gpu")
+    with pytest.raises(ValueError, match="oneDNN only"):
+        load_ecapa(ecapa.model_dir, precision="bf16", conv_backend="native")
