@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from gateway.errors import ConfigError, GatewayError
 
@@ -27,21 +27,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``voicegate`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["voiceprints"]:  # delegated to voiceprints.cli, with what only the gateway knows filled in
-        try:
-            return _voiceprints(args[1:])
-        except ConfigError as exc:
-            print(f"invalid configuration:\n{exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        except GatewayError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
+        return _reporting_errors(lambda: _voiceprints(args[1:]))
     parser = _parser()
     options = parser.parse_args(args)
     if options.command is None:
         parser.print_help()
         return EXIT_FAILURE
+    return _reporting_errors(lambda: options.handler(options))
+
+
+def _reporting_errors(command: Callable[[], int]) -> int:
+    """Run a command; configuration and gateway errors become a message on stderr and their exit code."""
     try:
-        return options.handler(options)
+        return command()
     except ConfigError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
