@@ -25,11 +25,13 @@ class DemoBot:
         self.matcher = Matcher(flows)
         self.answer_unmatched = answer_unmatched
         self._languages = frozenset(flows.languages)  # a computed property: not on every message
+        self._buttons: dict[tuple[tuple[str, ...], str], tuple[Button, ...]] = {}  # static per reply and language
 
     async def handle(self, turn: BotTurn) -> BotReply | None:
         message = turn.message
         text = message.text or ""
-        language = self.language_of(turn, text)
+        words = tokens(text)  # once per message: matching and language detection share them
+        language = self.language_of(turn, text, words)
         context = {LANGUAGE_KEY: language}
         if turn.resumed_intent:
             intent = self.flows.intent(turn.resumed_intent)
@@ -39,7 +41,7 @@ class DemoBot:
             intent = self.flows.intent(message.button)
             if intent is not None:
                 return self._answer(intent, 1.0, turn, language, context, text)
-        match = self.matcher.match(text) if text.strip() else None
+        match = self.matcher.match(text, words) if words else None
         if match is not None:
             return self._answer(match.intent, match.score, turn, language, context, text)
         if not self.answer_unmatched:
@@ -49,11 +51,13 @@ class DemoBot:
         return BotReply(messages=(self._render(self.flows.fallback, language, {}),),
                         intent=Intent("fallback", confidence=0.0), context=context)
 
-    def language_of(self, turn: BotTurn, text: str) -> str:
-        """The message's language if it shows one, else the conversation's, the profile's, the default."""
+    def language_of(self, turn: BotTurn, text: str, words: list[str] | None = None) -> str:
+        """The message's language if it shows one, else the conversation's, the profile's, the default.
+
+        ``words``: ``tokens(text)`` if the caller has them already."""
         known = self._languages
         for candidate in (
-            self.matcher.detect_language(text) if text else None,
+            self.matcher.detect_language(text, words) if text else None,
             turn.conversation.context.get(LANGUAGE_KEY),
             turn.customer.profile.language,
         ):
@@ -90,7 +94,10 @@ class DemoBot:
         text = reply.text.replace(" {name}", f" {name}" if name else "").replace("{name}", name)
         if "balance" in variables:
             text = text.replace("{balance}", variables["balance"])
-        buttons = tuple(Button(title=self._title(key, language), payload=key) for key in reply.buttons)
+        buttons = self._buttons.get((reply.buttons, language))
+        if buttons is None:
+            buttons = tuple(Button(title=self._title(key, language), payload=key) for key in reply.buttons)
+            self._buttons[(reply.buttons, language)] = buttons
         return OutboundMessage(text=text, buttons=buttons)
 
     def _title(self, key: str, language: str) -> str:

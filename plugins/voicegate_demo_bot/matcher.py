@@ -69,9 +69,13 @@ class Matcher:
             for lang, vocab in self._vocabulary.items()
         }
 
-    def match(self, text: str) -> Match | None:
-        """The recognised intent of ``text``, or ``None`` below ``min_score``."""
-        words = tokens(text)
+    def match(self, text: str, words: list[str] | None = None) -> Match | None:
+        """The recognised intent of ``text``, or ``None`` below ``min_score``.
+
+        ``words``: ``tokens(text)`` when the caller already has them (one tokenisation per message).
+        """
+        if words is None:
+            words = tokens(text)
         exact = set(words)
         stems = {s for s in map(stem, words) if s is not None}
         candidates: dict[int, _Phrase] = {}  # id(phrase) -> phrase, with its intent's order below
@@ -96,12 +100,13 @@ class Matcher:
                 best, best_match = rank, Match(intent, score)
         return best_match
 
-    def detect_language(self, text: str) -> str | None:
+    def detect_language(self, text: str, words: list[str] | None = None) -> str | None:
         """The language most of ``text``'s known words belong to, or ``None`` if undecided.
 
-        Words both languages share (e.g. "no") count for neither.
+        Words both languages share (e.g. "no") count for neither. ``words`` as in :meth:`match`.
         """
-        words = tokens(text)
+        if words is None:
+            words = tokens(text)
         counts = {lang: sum(1 for w in words if w in own) for lang, own in self._own_words.items()}
         if not counts:
             return None

@@ -17,6 +17,8 @@ _STEM = 5  # words of at least this length match on their first _STEM letters (o
 
 def fold(text: str) -> str:
     """Lower case without accents: "Però È" -> "pero e"."""
+    if text.isascii():  # most messages: nothing to decompose, and casefold() is lower() for ASCII
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
