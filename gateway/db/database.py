@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ from typing import Any, Callable, Literal, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.db.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
@@ -80,6 +80,7 @@ class Database:
     # statement (aiosqlite's model). See :meth:`run_write`.
     sqlite_writer: Engine | None = None
     _writer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _writer_connection: Any = field(default=None, repr=False)  # checked out once, used only on the writer thread
     checkpointer: WalCheckpointer | None = field(default=None, repr=False)  # SQLite files only
 
     @property
@@ -145,16 +146,36 @@ class Database:
             ) from exc
         return db
 
-    async def run_write(self, work: Callable[[Connection], T]) -> T:
-        """SQLite: run ``work(connection)`` in one transaction on the writer thread (one hand-off)."""
+    async def run_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """SQLite: run ``work(dbapi_connection)`` in one transaction on the writer thread (one hand-off).
+
+        ``work`` gets the writer's ``sqlite3`` connection; the transaction begins implicitly at its
+        first write (pysqlite's own transaction handling, as SQLAlchemy uses it) and is committed
+        when ``work`` returns, rolled back when it raises. The connection stays checked out for the
+        writer's life: checking it out of SQLAlchemy's pool per transaction cost more than the
+        SQL of a small batch.
+        """
         assert self.sqlite_writer is not None and self._writer_thread is not None
-        writer = self.sqlite_writer
 
         def transaction() -> T:
-            with writer.begin() as conn:
-                return work(conn)
+            if self._writer_connection is None:
+                self._writer_connection = self.sqlite_writer.raw_connection()  # type: ignore[union-attr]
+            raw = self._writer_connection.driver_connection
+            try:
+                result = work(raw)
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer_thread, transaction)
+
+    def _release_writer(self) -> None:
+        if self._writer_connection is not None:
+            connection, self._writer_connection = self._writer_connection, None
+            connection.close()  # back to the pool, which dispose() then closes
+        self.sqlite_writer.dispose()  # type: ignore[union-attr]
 
     async def close(self) -> None:
         """Close every pooled connection."""
@@ -165,7 +186,7 @@ class Database:
         if self._writer_thread is not None:
             writer, thread = self.sqlite_writer, self._writer_thread
             self._writer_thread = None
-            await asyncio.get_running_loop().run_in_executor(thread, writer.dispose)  # type: ignore[union-attr]
+            await asyncio.get_running_loop().run_in_executor(thread, self._release_writer)
             thread.shutdown(wait=True)
 
 

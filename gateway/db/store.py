@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -321,34 +322,25 @@ class GroupCommitter:
             if kind == "fenced":
                 _check_fence(result, rows)
 
-    def _apply_sync(self, conn: Connection, ws: WriteSet) -> None:
-        if self._sqlite is not None:  # SQLite: prepared SQL on the raw connection, same transaction
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                for name in _WRITE_ORDER:
-                    rows = getattr(ws, name)
-                    if not rows:
-                        continue
-                    try:
-                        changed = self._sqlite[name].run(cursor, rows)
-                    except IntegrityError as exc:
-                        if name == "messages":
-                            raise DuplicateInbound(str(exc.orig)) from exc
-                        raise
-                    if name == "conversation_updates" and changed != len(rows):
-                        raise StaleConversation(f"{len(rows) - changed} conversation(s) changed concurrently")
-            finally:
-                cursor.close()
-            return
-        for kind, statement, rows in self._steps(ws):
-            try:
-                result = conn.execute(statement, rows)
-            except IntegrityError as exc:
-                if kind == "messages":
-                    raise DuplicateInbound(str(exc.orig)) from exc
-                raise
-            if kind == "fenced":
-                _check_fence(result, rows)
+    def _apply_sync(self, connection: sqlite3.Connection, ws: WriteSet) -> None:
+        """SQLite, on the writer thread: the prepared batch statements on the raw connection."""
+        assert self._sqlite is not None
+        cursor = connection.cursor()
+        try:
+            for name in _WRITE_ORDER:
+                rows = getattr(ws, name)
+                if not rows:
+                    continue
+                try:
+                    changed = self._sqlite[name].run(cursor, rows)
+                except IntegrityError as exc:
+                    if name == "messages":
+                        raise DuplicateInbound(str(exc.orig)) from exc
+                    raise
+                if name == "conversation_updates" and changed != len(rows):
+                    raise StaleConversation(f"{len(rows) - changed} conversation(s) changed concurrently")
+        finally:
+            cursor.close()
 
 
 # Parents before children, so foreign keys hold at every statement.
