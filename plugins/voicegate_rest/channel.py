@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import re
 from typing import Any, Sequence
@@ -103,8 +105,16 @@ class RestChannel:
         limit = self.settings.max_body_bytes
         too_large = RequestProblem(413, f"the body is larger than {limit} bytes",
                                    "Send smaller attachments or raise channels.rest.max_body_bytes")
-        if request.content_length is not None and request.content_length > limit:
-            raise too_large
+        length = request.content_length
+        if length is not None:
+            if length > limit:
+                raise too_large
+            # Content-Length within the limit: one read (aiohttp stops at that length).
+            try:
+                return await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise RequestProblem(400, f"the body ended before its Content-Length ({length} bytes)",
+                                     "Send the whole body, or a Content-Length that matches it") from None
         # Read in chunks so a body without Content-Length cannot exceed the limit in memory.
         chunks: list[bytes] = []
         size = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 HEADER = "X-VoiceGate-Signature"
@@ -11,7 +10,8 @@ _PREFIX = "sha256="
 
 def sign(body: bytes, secret: str) -> str:
     """The header value for ``body`` signed with ``secret``."""
-    return _PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    # hmac.digest(): OpenSSL's one-shot HMAC, without building an hmac.HMAC object per message.
+    return _PREFIX + hmac.digest(secret.encode("utf-8"), body, "sha256").hex()
 
 
 def signature_problem(header: str | None, body: bytes, secret: str) -> str | None:

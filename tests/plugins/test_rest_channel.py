@@ -135,3 +135,27 @@ async def test_outbox_of_a_sender_that_needs_percent_encoding(demo_settings, gat
     path = "/channels/rest/outbox/%2B39%20333%2F1?after=0"  # signed exactly as sent
     response = await client.get(path, headers={SIGNATURE_HEADER: sign(path.encode())})
     assert [m["text"] for m in (await response.json())["messages"]] == ["ciao"]
+
+
+async def test_truncated_and_chunked_bodies(demo_settings, gateway_client) -> None:
+    """A body cut short of its Content-Length stores nothing; a chunked body (no length) is read to its end."""
+    client = await gateway_client(demo_settings())
+    body = json.dumps({"sender": "carol", "message_id": "m-1", "text": "hello"}).encode()
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /channels/rest/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 + f"{SIGNATURE_HEADER}: {sign(body, TEST_SECRET)}\r\nContent-Length: {len(body) + 50}\r\n\r\n".encode()
+                 + body)
+    await writer.drain()
+    writer.write_eof()  # the client gives up half-way through the declared body
+    await asyncio.wait_for(reader.read(), 10)  # whatever the server answers, it closes the connection
+    writer.close()
+    assert await runtime_of(client).store.count_messages() == 0
+
+    async def chunks():
+        yield body[:10]
+        yield body[10:]
+
+    response = await client.post("/channels/rest/messages", data=chunks(),
+                                 headers={SIGNATURE_HEADER: sign(body, TEST_SECRET), "Content-Type": "application/json"})
+    assert response.status == 200 and (await response.json())["replies"]
+    assert await runtime_of(client).store.count_messages() >= 2
