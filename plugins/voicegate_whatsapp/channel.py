@@ -9,7 +9,6 @@ background, one customer's messages in order, and the pipeline's replies are sen
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Sequence
 
@@ -21,6 +20,7 @@ from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
+from voicegate_meta.handshake import answer_subscription
 from voicegate_whatsapp.graph import GraphClient, GraphError
 from voicegate_whatsapp.settings import WhatsAppSettings
 from voicegate_whatsapp.signature import HEADER, signature_problem
@@ -60,16 +60,7 @@ class WhatsAppChannel(LanedWebhookChannel):
 
     async def verify(self, request: web.Request) -> web.Response:
         """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` is ours."""
-        mode = request.query.get("hub.mode")
-        token = request.query.get("hub.verify_token", "")
-        challenge = request.query.get("hub.challenge")
-        if mode != "subscribe" or not challenge:
-            return _error(400, "expected hub.mode=subscribe and a hub.challenge",
-                          "This URL is the webhook callback; Meta calls it when you save the webhook form")
-        if not hmac.compare_digest(token.encode("utf-8"), self.settings.verify_token.encode("utf-8")):
-            return _error(403, "hub.verify_token does not match",
-                          "Type the channels.whatsapp.verify_token value into the console's 'Verify token' field")
-        return web.Response(text=challenge, content_type="text/plain")
+        return answer_subscription(request, self.settings.verify_token, "channels.whatsapp.verify_token")
 
     async def webhook(self, request: web.Request) -> web.Response:
         body = await request.read()
