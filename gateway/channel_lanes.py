@@ -1,7 +1,7 @@
 """Background processing of webhook deliveries: one lane per customer, owned tasks.
 
 Shared by the channels whose vendor calls a webhook and takes replies through its own API
-(WhatsApp, Telegram). Vendors want a fast 200 and retry a webhook that is slow to answer, so the channel answers
+(WhatsApp, Messenger, Telegram). Vendors want a fast 200 and retry a webhook that is slow to answer, so the channel answers
 at once and processes the messages here. Messages of one customer run one after the other
 in arrival order (a voice note must not overtake the text before it); different customers
 run concurrently. Every task is tracked and drained at shut-down, never left orphaned.

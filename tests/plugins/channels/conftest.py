@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
-from vendor_fakes import FakeBotApi, FakeGraph, FakeTwilio, ProbePlugin
+from vendor_fakes import FakeBotApi, FakeGraph, FakeMessenger, FakeTwilio, ProbePlugin
 
 from gateway.settings import GatewaySettings
 
@@ -17,6 +17,14 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 @pytest_asyncio.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
     fake = FakeGraph()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest_asyncio.fixture
+async def messenger() -> AsyncIterator[FakeMessenger]:
+    fake = FakeMessenger()
     await fake.start()
     yield fake
     await fake.close()

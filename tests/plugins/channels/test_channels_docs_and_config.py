@@ -10,6 +10,7 @@ import yaml
 
 from gateway.config_loader import load_config
 from gateway.errors import ConfigError
+from voicegate_messenger.settings import MessengerSettings
 from voicegate_telegram.settings import TelegramSettings
 from voicegate_twilio_sms.settings import TwilioSmsSettings
 from voicegate_whatsapp.settings import WhatsAppSettings
@@ -20,10 +21,12 @@ ENV = {"WHATSAPP_VERIFY_TOKEN": "verify-token-1", "WHATSAPP_APP_SECRET": "app-se
        "TELEGRAM_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
        "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-0123", "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
        "TWILIO_AUTH_TOKEN": "twilio-token-0123456", "TWILIO_FROM_NUMBER": "+15005550006",
-       "VOICEGATE_PUBLIC_URL": "https://chat.example.com"}
+       "VOICEGATE_PUBLIC_URL": "https://chat.example.com", "MESSENGER_VERIFY_TOKEN": "verify-token-2",
+       "MESSENGER_APP_SECRET": "app-secret-456", "MESSENGER_PAGE_ACCESS_TOKEN": "EAAPageToken1",
+       "MESSENGER_PAGE_ID": "106587391234567"}
 
 
-@pytest.mark.parametrize("model", [WhatsAppSettings, TelegramSettings, TwilioSmsSettings])
+@pytest.mark.parametrize("model", [WhatsAppSettings, MessengerSettings, TelegramSettings, TwilioSmsSettings])
 def test_every_setting_is_documented(model) -> None:
     text = DOC.read_text()
     for key in model.model_fields:
@@ -45,7 +48,7 @@ def example(tmp_path: Path) -> Path:
 
 def test_the_documented_yaml_loads_with_every_channel(tmp_path: Path) -> None:
     settings = load_config(example(tmp_path), environ={**ENV, "VOICEGATE_REST_SECRET": "rest-secret-1"})
-    assert {"whatsapp", "telegram", "sms"} <= set(settings.channels)
+    assert {"whatsapp", "messenger", "telegram", "sms"} <= set(settings.channels)
     assert settings.channels["telegram"]["bot_token"] == ENV["TELEGRAM_BOT_TOKEN"]
 
 

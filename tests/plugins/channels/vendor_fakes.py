@@ -162,6 +162,82 @@ class FakeGraph(FakeVendor):
         return web.Response(body=data, content_type=mime.split(";")[0])
 
 
+# --------------------------------------------------------------------------- Messenger
+
+
+@dataclass
+class FakeMessenger(FakeVendor):
+    """Meta's Send API for one Page, and a CDN serving attachments at pre-signed URLs (no token).
+
+    Sends are validated as the Send API documents them (messaging_type, the HUMAN_AGENT tag, text ≤ 2,000,
+    at most 13 quick replies with titles ≤ 20 and payloads ≤ 1,000); a violation gets Meta's error 100.
+    """
+
+    token: str = "page-access-token"
+    page_id: str = "106587391234567"
+    version: str = "v21.0"
+    cdn: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    fail_sends: int = 0
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(f"/{self.version}/{self.page_id}/messages", self.send),
+                web.get("/messenger-cdn/{name}", self.download)]
+
+    def cdn_url(self, name: str) -> str:
+        return f"{self.base_url}/messenger-cdn/{name}?_nc_sig=abc"
+
+    @staticmethod
+    def _error(status: int, message: str, code: int) -> web.Response:
+        return web.json_response({"error": {"message": message, "type": "OAuthException", "code": code}}, status=status)
+
+    async def send(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._error(401, "Invalid OAuth access token.", 190)
+        if request.content_type == "multipart/form-data":
+            raw = await request.read()
+            fields = _form_fields(request.headers["Content-Type"], raw)
+            body = {k: json.loads(v) if k in ("recipient", "message") else v for k, v in fields.items()}
+            if b'name="filedata"' not in raw:
+                return self._error(400, "(#100) Upload attachment failure.", 100)
+        else:
+            body = await request.json()
+        problem = _send_api_problem(body)
+        if problem:
+            return self._error(400, f"(#100) {problem}", 100)
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            return web.json_response({"error": {"message": "An unexpected error has occurred.", "code": 2,
+                                                 "is_transient": True}}, status=500)
+        return web.json_response({"recipient_id": body["recipient"]["id"], "message_id": f"m_out{next(self._ids)}"})
+
+    async def download(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in self.cdn or request.query.get("_nc_sig") != "abc":
+            return web.Response(status=403, text="URL signature expired")
+        data, mime = self.cdn[name]
+        return web.Response(body=data, content_type=mime)
+
+
+def _send_api_problem(body: dict[str, Any]) -> str | None:
+    if not isinstance(body.get("recipient"), dict) or not body["recipient"].get("id"):
+        return "param recipient must be non-empty."
+    kind = body.get("messaging_type")
+    if kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+        return "param messaging_type must be one of {RESPONSE, UPDATE, MESSAGE_TAG}"
+    if (kind == "MESSAGE_TAG") != ("tag" in body) or body.get("tag", "HUMAN_AGENT") != "HUMAN_AGENT":
+        return "a MESSAGE_TAG message needs a tag (and only then)"
+    message = body.get("message") or {}
+    if len(message.get("text", "")) > 2000:
+        return "param message[text] must be UTF-8 encoded with at most 2000 characters."
+    quick = message.get("quick_replies", [])
+    if len(quick) > 13 or any(len(q["title"]) > 20 or len(q["payload"]) > 1000 for q in quick):
+        return "param message[quick_replies] has too many items, or a title over 20 / payload over 1000 characters"
+    if quick and "text" not in message:
+        return "quick replies need a text"
+    return None
+
+
 # --------------------------------------------------------------------------- Telegram
 
 
