@@ -75,12 +75,16 @@ class Database:
 
     engine: AsyncEngine
     url: URL
-    # SQLite only: a synchronous engine driven from one dedicated thread, so a whole group-commit
-    # transaction costs one hand-off between the event loop and a thread instead of one per
-    # statement (aiosqlite's model). See :meth:`run_write`.
+    # SQLite only: a synchronous engine whose one connection writes every group-commit transaction,
+    # on the event loop or its own thread (see :meth:`run_write`), instead of one thread hand-off
+    # per statement (aiosqlite's model).
     sqlite_writer: Engine | None = None
     _writer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
-    _writer_connection: Any = field(default=None, repr=False)  # checked out once, used only on the writer thread
+    _writer_connection: Any = field(default=None, repr=False)  # checked out once; one transaction at a time
+    _inline_writes: bool = field(default=False, repr=False)  # see run_write
+    _busy_timeout_ms: int = field(default=5000, repr=False)
+    _writer_timeout_ms: int = field(default=-1, repr=False)  # the writer connection's busy_timeout now
+    writes_deferred: int = 0  # transactions that found the lock taken and waited on the writer thread
     checkpointer: WalCheckpointer | None = field(default=None, repr=False)  # SQLite files only
 
     @property
@@ -131,6 +135,8 @@ class Database:
             )
             _install_sqlite_pragmas(writer, sqlite_synchronous, busy_timeout_ms)
             db.sqlite_writer = writer
+            db._inline_writes = sqlite_synchronous in ("OFF", "NORMAL")
+            db._busy_timeout_ms = int(busy_timeout_ms)
             db._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicegate-sqlite-writer")
             if parsed.database and parsed.database != ":memory:":
                 db.checkpointer = WalCheckpointer(str(path))
@@ -147,29 +153,49 @@ class Database:
         return db
 
     async def run_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """SQLite: run ``work(dbapi_connection)`` in one transaction on the writer thread (one hand-off).
+        """SQLite: run ``work(dbapi_connection)`` in one transaction on the writer connection.
 
         ``work`` gets the writer's ``sqlite3`` connection; the transaction begins implicitly at its
         first write (pysqlite's own transaction handling, as SQLAlchemy uses it) and is committed
-        when ``work`` returns, rolled back when it raises. The connection stays checked out for the
-        writer's life: checking it out of SQLAlchemy's pool per transaction cost more than the
-        SQL of a small batch.
+        when ``work`` returns, rolled back when it raises. Callers never overlap (the group
+        committer runs one transaction at a time), so ``work`` may keep per-writer state.
+
+        Where it runs: with ``synchronous`` NORMAL or OFF a WAL commit appends to the log in the
+        page cache and never fsyncs (checkpoints run elsewhere, see
+        :mod:`gateway.db.sqlite_checkpoint`), so it is a short, bounded write and runs right here on
+        the event loop, with the lock *tried*, not waited for (``busy_timeout`` 0). Handing it to a
+        thread cost more than the write itself: each hand-off wakes a thread, and that thread's
+        Python work takes the GIL from the event loop (measured: -23 % CPU per message in
+        ``benchmarks/throughput.py``). When another connection holds the write lock (the CLI, a
+        second process), and always with FULL/EXTRA (an fsync per commit), the transaction runs on
+        the writer thread instead, which waits up to ``busy_timeout_ms`` for the lock.
         """
         assert self.sqlite_writer is not None and self._writer_thread is not None
-
-        def transaction() -> T:
-            if self._writer_connection is None:
-                self._writer_connection = self.sqlite_writer.raw_connection()  # type: ignore[union-attr]
-            raw = self._writer_connection.driver_connection
+        if self._inline_writes:
             try:
-                result = work(raw)
-                raw.commit()
-            except BaseException:
-                raw.rollback()
-                raise
-            return result
+                return self._write_transaction(work, wait_for_lock=False)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _LOCKED:  # the primary code of an extended one
+                    raise
+                self.writes_deferred += 1  # someone else writes: wait for the lock off the event loop
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer_thread, lambda: self._write_transaction(work, wait_for_lock=True))
 
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, transaction)
+    def _write_transaction(self, work: Callable[[sqlite3.Connection], T], *, wait_for_lock: bool) -> T:
+        if self._writer_connection is None:
+            self._writer_connection = self.sqlite_writer.raw_connection()  # type: ignore[union-attr]
+        raw = self._writer_connection.driver_connection
+        timeout_ms = self._busy_timeout_ms if wait_for_lock else 0
+        if timeout_ms != self._writer_timeout_ms:
+            raw.execute(f"PRAGMA busy_timeout={timeout_ms}")
+            self._writer_timeout_ms = timeout_ms
+        try:
+            result = work(raw)
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        return result
 
     def _release_writer(self) -> None:
         if self._writer_connection is not None:
@@ -188,6 +214,10 @@ class Database:
             self._writer_thread = None
             await asyncio.get_running_loop().run_in_executor(thread, self._release_writer)
             thread.shutdown(wait=True)
+
+
+# SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock the write needs.
+_LOCKED = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
 def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:

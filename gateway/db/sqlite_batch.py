@@ -71,7 +71,7 @@ def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Ca
 def _same_as_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``process`` that reuses its last result for the very same (immutable) value: the rows of a
     turn share one timestamp object, which SQLAlchemy's processor would format again for each.
-    Only the writer thread calls it."""
+    Only the writer calls it, one transaction at a time (see ``Database.run_write``)."""
     last: list[Any] = [None, None]
 
     def cached(value: Any) -> Any:

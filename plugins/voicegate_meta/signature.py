@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hmac
 
+from gateway.signing import hmac_sha256_hex
+
 HEADER = "X-Hub-Signature-256"
 _PREFIX = "sha256="
 
 
 def sign(body: bytes, app_secret: str) -> str:
     """The header value Meta sends for ``body`` (used by tests and tools)."""
-    return _PREFIX + hmac.digest(app_secret.encode("utf-8"), body, "sha256").hex()
+    return _PREFIX + hmac_sha256_hex(app_secret, body)
 
 
 def signature_problem(header: str | None, body: bytes, app_secret: str) -> str | None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hmac
 
+from gateway.signing import hmac_sha256_hex
+
 HEADER = "X-VoiceGate-Signature"
 _PREFIX = "sha256="
 
 
 def sign(body: bytes, secret: str) -> str:
     """The header value for ``body`` signed with ``secret``."""
-    # hmac.digest(): OpenSSL's one-shot HMAC, without building an hmac.HMAC object per message.
-    return _PREFIX + hmac.digest(secret.encode("utf-8"), body, "sha256").hex()
+    return _PREFIX + hmac_sha256_hex(secret, body)
 
 
 def signature_problem(header: str | None, body: bytes, secret: str) -> str | None:

@@ -1,0 +1,74 @@
+"""Where SQLite commits run: on the event loop when the write lock is free and no fsync is due, on the writer
+thread when another connection holds the lock (the loop never waits for it) or synchronous=FULL."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from datetime import datetime, timezone
+
+from gateway.db.database import Database
+from gateway.db.migrate import upgrade_async
+from gateway.db.store import Store, WriteSet
+
+
+def customers(prefix: str, n: int) -> WriteSet:
+    now = datetime.now(timezone.utc)
+    return WriteSet(customers=[{"id": f"{prefix}{i}", "profile": None, "profile_fetched_at": None, "created_at": now}
+                               for i in range(n)])
+
+
+async def count(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return (await conn.exec_driver_sql("SELECT count(*) FROM customers")).scalar()
+
+
+async def test_commits_run_on_the_loop_and_wait_for_a_held_lock_on_the_writer_thread(tmp_path):
+    path = tmp_path / "w.db"
+    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
+    threads: list[str] = []
+    try:
+        await upgrade_async(db)
+        store = Store(db)
+        original = store.committer._apply_sync
+
+        def spy(connection, ws):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return original(connection, ws)
+
+        store.committer._apply_sync = spy  # type: ignore[method-assign]
+        await store.commit(customers("a", 3))
+        assert threads == [threading.main_thread().name] and db.writes_deferred == 0
+
+        # Another process-like connection takes the write lock: the commit must neither fail nor block the loop.
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        commit = asyncio.create_task(store.commit(customers("b", 2)))
+        ticks = 0
+        for _ in range(10):  # the event loop keeps running while the commit waits for the lock
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not commit.done()
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(commit, 10)
+        assert db.writes_deferred == 1
+        assert threads[0] == threading.main_thread().name and threads[-1].startswith("voicegate-sqlite-writer")
+        assert await count(db) == 5  # nothing lost, nothing doubled by the retry
+
+        await store.commit(customers("c", 1))  # the lock is free again: back on the loop
+        assert threads[-1] == threading.main_thread().name and await count(db) == 6
+    finally:
+        await db.close()
+
+
+async def test_with_synchronous_full_every_commit_runs_on_the_writer_thread(tmp_path):
+    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}", sqlite_synchronous="FULL")
+    try:
+        await upgrade_async(db)
+        seen: list[str] = []
+        await db.run_write(lambda conn: seen.append(threading.current_thread().name))
+        assert seen[0].startswith("voicegate-sqlite-writer")
+    finally:
+        await db.close()
