@@ -39,9 +39,13 @@ class DatabaseError(GatewayError):
     """The database URL is unusable or the database cannot be reached."""
 
 
+# Compact JSON: message bodies and contexts are written on every turn. One encoder for all:
+# json.dumps() with any non-default option builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(value: Any) -> str:
-    # Compact JSON: message bodies and contexts are written on every turn.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def normalise_url(url: str | URL) -> URL:

@@ -11,11 +11,14 @@ transaction SQLAlchemy opened.
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
+
+from gateway.db.models import UtcDateTime
 
 
 # Rows per statement: one multi-row statement is one sqlite3_step, i.e. one release and
@@ -60,12 +63,26 @@ class BatchStatement:
 def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Callable[[Any], Any] | None]:
     processors = []
     for name in names:
-        process = table.c[name].type._cached_bind_processor(dialect)
         column_type = table.c[name].type
-        if process is not None and isinstance(getattr(column_type, "impl_instance", column_type), DateTime):
+        process = column_type._cached_bind_processor(dialect)
+        if isinstance(column_type, UtcDateTime):
+            process = _same_as_last(utc_text)
+        elif process is not None and isinstance(getattr(column_type, "impl_instance", column_type), DateTime):
             process = _same_as_last(process)
         processors.append(process)
     return processors
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A :class:`UtcDateTime` as SQLAlchemy stores it on SQLite (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``),
+    in one call instead of the type decorator's conversion followed by the dialect's ``%``-formatting."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: pass an aware datetime (UTC)")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _same_as_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -129,7 +129,7 @@ async def test_store_on_postgres_uses_only_the_private_schema(pg_url, pg_schema)
 async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path):
     """The group committer's raw SQLite path must be indistinguishable from SQLAlchemy's."""
     import sqlite3
-    from datetime import datetime, timezone
+    from datetime import datetime, timedelta, timezone
 
     from sqlalchemy import insert
 
@@ -141,17 +141,22 @@ async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path
     try:
         await upgrade_async(db)
         now = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=timezone.utc)
-        row = {"profile": {"name": "Zoë", "n": [1, 2]}, "profile_fetched_at": now, "created_at": now}
-        await Store(db).commit(WriteSet(customers=[{"id": "fast", **row}]))
+        rome = timezone(timedelta(hours=1))
+        rows = {  # microseconds, none, another zone, a profile that is JSON null
+            "a": {"profile": {"name": "Zoë", "n": [1, 2]}, "profile_fetched_at": now, "created_at": now},
+            "b": {"profile": None, "profile_fetched_at": None, "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=rome)},
+        }
+        await Store(db).commit(WriteSet(customers=[{"id": f"fast-{k}", **row} for k, row in rows.items()]))
         async with db.engine.begin() as conn:
-            await conn.execute(insert(customers), [{"id": "slow", **row}])
-        customer, _ = await Store(db).customer("fast")
-        assert customer.profile == row["profile"] and customer.profile_fetched_at == now
+            await conn.execute(insert(customers), [{"id": f"slow-{k}", **row} for k, row in rows.items()])
+        customer, _ = await Store(db).customer("fast-a")
+        assert customer.profile == rows["a"]["profile"] and customer.profile_fetched_at == now
     finally:
         await db.close()
     with sqlite3.connect(path) as raw:
         stored = dict((r[0], r[1:]) for r in raw.execute("SELECT * FROM customers"))
-    assert stored["fast"] == stored["slow"]
+    assert stored["fast-a"] == stored["slow-a"] and stored["fast-b"] == stored["slow-b"]
+    assert stored["fast-b"][-1] == "2026-01-02 02:04:05.000000"
 
 
 async def test_large_write_sets_and_a_stale_row_in_a_batch(database_section, tmp_path):
