@@ -15,20 +15,16 @@ import logging
 from typing import Sequence
 
 import aiohttp
-from aiohttp import web
 
 from gateway.button_payloads import PayloadCodec
-from gateway.channel_lanes import LanedWebhookChannel
 from gateway.components import ChannelCapabilities, GatewayContext
-from gateway.http_errors import error_response
 from gateway.messages import Attachment, InboundMessage, OutboundMessage
 
 from voicegate_meta.graph import GraphApi, GraphError
-from voicegate_meta.handshake import answer_subscription
-from voicegate_meta.signature import HEADER, signature_problem
+from voicegate_meta.webhook import MetaWebhookChannel
 from voicegate_messenger.settings import MessengerSettings
 from voicegate_messenger.wire import (
-    MAX_PAYLOAD, MAX_QUICK_REPLIES, MAX_TEXT, SEND_TYPES, FbMessage, MessagingType, WebhookProblem, envelope,
+    MAX_PAYLOAD, MAX_QUICK_REPLIES, MAX_TEXT, SEND_TYPES, FbMessage, MessagingType, envelope,
     outgoing, parse_webhook,
 )
 
@@ -37,7 +33,7 @@ log = logging.getLogger(__name__)
 _TOO_LARGE_HINT = "raise channels.messenger.max_media_bytes"
 
 
-class MessengerChannel(LanedWebhookChannel):
+class MessengerChannel(MetaWebhookChannel[FbMessage]):
     """A Facebook Page's Messenger inbox as a VoiceGate channel."""
 
     vendor = "Messenger"
@@ -59,29 +55,11 @@ class MessengerChannel(LanedWebhookChannel):
         """The factory handed to the core in the ComponentSpec."""
         return cls(settings, context)
 
-    def routes(self) -> Sequence[web.AbstractRouteDef]:
-        return [web.get("/webhook", self.verify), web.post("/webhook", self.webhook)]
+    def _parse(self, body: bytes) -> list[FbMessage]:
+        return parse_webhook(body, self.settings.page_id)
 
-    # ----------------------------------------------------------------- handlers
-
-    async def verify(self, request: web.Request) -> web.Response:
-        """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` is ours."""
-        return answer_subscription(request, self.settings.verify_token, "channels.messenger.verify_token")
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        problem = signature_problem(request.headers.get(HEADER), body, self.settings.app_secret)
-        if problem:
-            log.warning("Messenger webhook refused: %s", problem)
-            return error_response(401, problem, "Meta signs each delivery with the app secret: set "
-                                                "channels.messenger.app_secret to the app's secret (App settings > Basic)")
-        try:
-            messages = parse_webhook(body, self.settings.page_id)
-        except WebhookProblem as exc:
-            return error_response(exc.status, exc.error, exc.hint)
-        for message in messages:  # a retried mid is recognised, durably, when its turn comes
-            self._lanes.submit(message.sender, lambda m=message: self._process(m))
-        return web.json_response({"accepted": len(messages)})
+    def _sender(self, message: FbMessage) -> str:
+        return message.sender
 
     # ----------------------------------------------------------------- processing
 

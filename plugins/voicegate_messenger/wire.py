@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Literal, Mapping
 
 from gateway.messages import AttachmentKind, Button, OutboundMessage
 from gateway.rendering import split_text
+
+from voicegate_meta.webhook import WebhookProblem, dicts as _dicts, epoch, string as _str
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,6 @@ MessagingType = Literal["RESPONSE", "UPDATE", "MESSAGE_TAG"]
 _MEDIA_KINDS = {"audio": AttachmentKind.AUDIO, "image": AttachmentKind.IMAGE,
                 "video": AttachmentKind.VIDEO, "file": AttachmentKind.FILE}
 SEND_TYPES = {kind: name for name, kind in _MEDIA_KINDS.items()}
-
-
-class WebhookProblem(Exception):
-    """A delivery the channel refuses: ``status``, ``error`` (what) and ``hint`` (what to do)."""
-
-    def __init__(self, status: int, error: str, hint: str) -> None:
-        super().__init__(error)
-        self.status, self.error, self.hint = status, error, hint
 
 
 @dataclass(frozen=True)
@@ -94,7 +88,7 @@ def _event(event: Mapping[str, Any]) -> FbMessage | None:
     if not isinstance(sender, str) or not sender:
         log.warning("Messenger event without a sender id skipped")
         return None
-    received_at = _timestamp(event.get("timestamp"))
+    received_at = epoch(event.get("timestamp"), per_second=1000)  # Messenger counts milliseconds
     message, postback = event.get("message"), event.get("postback")
     if isinstance(message, dict):
         if message.get("is_echo"):
@@ -125,19 +119,6 @@ def _event(event: Mapping[str, Any]) -> FbMessage | None:
     return None  # delivery, read, reaction, optin ...
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)  # Messenger counts milliseconds
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
 
 
 # --------------------------------------------------------------------------- outgoing

@@ -12,19 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from aiohttp import web
-
 from gateway.button_payloads import PayloadCodec
-from gateway.channel_lanes import LanedWebhookChannel
 from gateway.components import ChannelCapabilities, GatewayContext
-from gateway.http_errors import error_response
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
-from voicegate_meta.handshake import answer_subscription
+from voicegate_meta.webhook import MetaWebhookChannel
 from voicegate_whatsapp.graph import GraphClient, GraphError
 from voicegate_whatsapp.settings import WhatsAppSettings
-from voicegate_whatsapp.signature import HEADER, signature_problem
-from voicegate_whatsapp.wire import MAX_LIST_ROWS, MAX_LIST_TITLE, WaMessage, WebhookProblem, outgoing, parse_webhook
+from voicegate_whatsapp.wire import MAX_LIST_ROWS, MAX_LIST_TITLE, WaMessage, outgoing, parse_webhook
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +28,7 @@ _MEDIA_TYPES = {AttachmentKind.AUDIO: "audio", AttachmentKind.IMAGE: "image",
 _ROW_ID_LIMIT = 200  # list row ids hold 200 characters, reply button ids 256: one limit for both
 
 
-class WhatsAppChannel(LanedWebhookChannel):
+class WhatsAppChannel(MetaWebhookChannel[WaMessage]):
     """A WhatsApp Business phone number as a VoiceGate channel."""
 
     vendor = "WhatsApp"
@@ -53,29 +48,11 @@ class WhatsAppChannel(LanedWebhookChannel):
         """The factory handed to the core in the ComponentSpec."""
         return cls(settings, context)
 
-    def routes(self) -> Sequence[web.AbstractRouteDef]:
-        return [web.get("/webhook", self.verify), web.post("/webhook", self.webhook)]
+    def _parse(self, body: bytes) -> list[WaMessage]:
+        return parse_webhook(body, self.settings.phone_number_id)
 
-    # ----------------------------------------------------------------- handlers
-
-    async def verify(self, request: web.Request) -> web.Response:
-        """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` is ours."""
-        return answer_subscription(request, self.settings.verify_token, "channels.whatsapp.verify_token")
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        problem = signature_problem(request.headers.get(HEADER), body, self.settings.app_secret)
-        if problem:
-            log.warning("WhatsApp webhook refused: %s", problem)
-            return _error(401, problem, "Meta signs each delivery with the app secret: set "
-                                        "channels.whatsapp.app_secret to the app's secret (App settings > Basic)")
-        try:
-            messages = parse_webhook(body, self.settings.phone_number_id)
-        except WebhookProblem as exc:
-            return _error(exc.status, exc.error, exc.hint)
-        for message in messages:  # a retried wamid is recognised, durably, when its turn comes
-            self._lanes.submit(message.sender, lambda m=message: self._process(m))
-        return web.json_response({"accepted": len(messages)})
+    def _sender(self, message: WaMessage) -> str:
+        return message.sender
 
     # ----------------------------------------------------------------- processing
 
@@ -119,7 +96,3 @@ class WhatsAppChannel(LanedWebhookChannel):
         if kind == "document" and attachment.filename:
             media["filename"] = attachment.filename
         return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: media}
-
-
-def _error(status: int, error: str, hint: str) -> web.Response:
-    return error_response(status, error, hint)

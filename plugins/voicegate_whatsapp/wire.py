@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Mapping
 
 from gateway.messages import AttachmentKind, Button, OutboundMessage
 from gateway.rendering import split_text
+
+from voicegate_meta.webhook import WebhookProblem, dicts as _dicts, epoch, string as _str
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +43,6 @@ _MEDIA_KINDS = {
     "video": AttachmentKind.VIDEO,
     "document": AttachmentKind.FILE,
 }
-
-
-class WebhookProblem(Exception):
-    """A delivery the channel refuses: ``status``, ``error`` (what) and ``hint`` (what to do)."""
-
-    def __init__(self, status: int, error: str, hint: str) -> None:
-        super().__init__(error)
-        self.status, self.error, self.hint = status, error, hint
 
 
 @dataclass(frozen=True)
@@ -106,7 +100,7 @@ def _message(message: Mapping[str, Any]) -> WaMessage | None:
     if not isinstance(sender, str) or not isinstance(message_id, str) or not sender or not message_id:
         log.warning("WhatsApp message without 'from' or 'id' skipped")
         return None
-    base = WaMessage(sender=sender, message_id=message_id, received_at=_timestamp(message.get("timestamp")))
+    base = WaMessage(sender=sender, message_id=message_id, received_at=epoch(message.get("timestamp")))
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}
     if kind == "text":
@@ -127,19 +121,6 @@ def _message(message: Mapping[str, Any]) -> WaMessage | None:
     return None
 
 
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _timestamp(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), tz=timezone.utc)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
 
 
 # --------------------------------------------------------------------------- outgoing
