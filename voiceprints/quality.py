@@ -110,3 +110,26 @@ def gate(analysis: SpeechAnalysis, *, min_speech_s: float, max_duration_s: float
             f"The voice note is too short: we heard {analysis.speech_s:.1f} s of speech and need at least "
             f"{min_speech_s:.1f} s. Please say the whole phrase clearly.",
         )
+
+
+# Above this many dB below the 0.1-3.8 kHz band, what a note holds over 4.3 kHz is resampler leakage, not speech: the
+# note went through an 8 kHz channel (phone call, AMR-NB, an 8 kHz recorder). Measured on the shared recordings:
+# notes decoded from 8 kHz channels sit at -37 to -64 dB, 16 kHz browser recordings at -8 to -34 dB (fricatives),
+# anything with broadband noise at -10 to -26 dB.
+NARROWBAND_DB = -35.0
+
+
+def high_band_db(samples: np.ndarray, rate: int) -> float:
+    """Energy at 4.3-7.5 kHz relative to 0.1-3.8 kHz, in dB (what a telephone band would have cut)."""
+    spectrum = np.abs(np.fft.rfft(np.asarray(samples, dtype=np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(samples), 1 / rate)
+    high = float(spectrum[(freqs > 4_300) & (freqs < 7_500)].sum())
+    low = float(spectrum[(freqs > 100) & (freqs < 3_800)].sum())
+    return 10.0 * np.log10(high / max(low, 1e-20) + 1e-20)
+
+
+def is_narrowband(analysis: SpeechAnalysis, rate: int, source_rate: int | None = None) -> bool:
+    """True when the note came through an 8 kHz channel: decoded from ≤ 8 kHz, or no speech energy above ~4 kHz."""
+    if source_rate is not None and source_rate <= 8_000:
+        return True
+    return bool(len(analysis.speech) > 0 and high_band_db(analysis.speech, rate) < NARROWBAND_DB)

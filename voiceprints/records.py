@@ -52,7 +52,8 @@ class NoteEmbedding:
     """A voice note that passed the quality gate, reduced to its embedding.
 
     ``embedding`` is L2-normalised float32 (192,); ``audio_sha256`` hashes the decoded PCM (replay detection);
-    ``speech_s`` is the seconds of speech the VAD kept.
+    ``speech_s`` is the seconds of speech the VAD kept; ``narrowband`` says the note came through an 8 kHz channel
+    (phone, AMR-NB), so it is scored against the voiceprint's narrowband template.
     """
 
     embedding: np.ndarray
@@ -61,6 +62,8 @@ class NoteEmbedding:
     model_id: str
     model_revision: str
     enrolment_embedding: np.ndarray | None = None  # multi-condition average, from Engine.check_enrolment_note
+    narrowband_embedding: np.ndarray | None = None  # the same, of copies band-limited to 8 kHz (enrolment only)
+    narrowband: bool = False
 
     def __repr__(self) -> str:  # biometric data stays out of logs and tracebacks
         return f"NoteEmbedding(speech_s={self.speech_s:.1f}, model_revision={self.model_revision[:8]!r})"
@@ -73,26 +76,37 @@ class NoteEmbedding:
             "model_id": self.model_id, "model_revision": self.model_revision,
             "enrolment_embedding": None if self.enrolment_embedding is None
             else _encode_vector(self.enrolment_embedding),
+            "narrowband_embedding": None if self.narrowband_embedding is None
+            else _encode_vector(self.narrowband_embedding),
+            "narrowband": bool(self.narrowband),
         }).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "NoteEmbedding":
         """Inverse of :meth:`to_bytes`; :class:`VaultError` on anything malformed."""
         p = _loads(data, "note")
-        extra = p.get("enrolment_embedding")
+        # Notes stored before narrowband scoring have neither narrowband field: they read as wideband notes.
+        extra, narrow = p.get("enrolment_embedding"), p.get("narrowband_embedding")
         return cls(_decode_vector(p["embedding"]), str(p["audio_sha256"]), float(p["speech_s"]),
-                   str(p["model_id"]), str(p["model_revision"]), None if extra is None else _decode_vector(extra))
+                   str(p["model_id"]), str(p["model_revision"]), None if extra is None else _decode_vector(extra),
+                   None if narrow is None else _decode_vector(narrow), bool(p.get("narrowband", False)))
 
 
 @dataclass(frozen=True)
 class Voiceprint:
-    """An enrolled speaker: the length-normalised average of the enrolment embeddings."""
+    """An enrolled speaker: the length-normalised average of the enrolment embeddings.
+
+    ``narrowband_template`` (optional) averages the enrolment notes band-limited to 8 kHz; notes that came through an
+    8 kHz channel are compared with it, so both sides of the comparison miss the same band. Voiceprints stored before
+    it existed have none and score every note against ``template``.
+    """
 
     template: np.ndarray
     model_id: str
     model_revision: str
     notes: int
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    narrowband_template: np.ndarray | None = None
 
     def __repr__(self) -> str:  # biometric data stays out of logs and tracebacks
         return f"Voiceprint(notes={self.notes}, model_revision={self.model_revision[:8]!r}, created_at={self.created_at})"
@@ -112,14 +126,17 @@ class Voiceprint:
             "v": FORMAT_VERSION, "kind": "voiceprint", "template": _encode_vector(self.template),
             "model_id": self.model_id, "model_revision": self.model_revision, "notes": int(self.notes),
             "created_at": self.created_at.isoformat(),
+            "narrowband_template": None if self.narrowband_template is None
+            else _encode_vector(self.narrowband_template),
         }).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Voiceprint":
         """Inverse of :meth:`to_bytes`; :class:`VaultError` on anything malformed."""
         p = _loads(data, "voiceprint")
+        narrow = p.get("narrowband_template")  # absent in voiceprints stored before narrowband scoring
         return cls(_decode_vector(p["template"]), str(p["model_id"]), str(p["model_revision"]), int(p["notes"]),
-                   datetime.fromisoformat(p["created_at"]))
+                   datetime.fromisoformat(p["created_at"]), None if narrow is None else _decode_vector(narrow))
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,7 @@ class Decision:
     speech_s: float
     normalised_score: float = 0.0
     threshold: float = 0.0
+    narrowband: bool = False  # scored against the narrowband template, with the narrowband calibration
 
     def __repr__(self) -> str:  # never print embeddings or scores by accident (logs, tracebacks)
         return f"Decision(accepted={self.accepted}, code={self.code!r})"
