@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(handler=_db_upgrade)
 
     sub.add_parser("voiceprints", help="voiceprint tools: fetch-model, evaluate, calibrate, rotate-key, delete")
+
+    worker = sub.add_parser("voice-worker", help="run the voice note jobs gateways queue on Redis "
+                                                 "(authentication.authenticators.voice.worker_redis_url)")
+    worker.add_argument("--config", default=DEFAULT_CONFIG, help=f"gateway YAML (default {DEFAULT_CONFIG})")
+    worker.add_argument("--concurrency", type=int, help="notes processed in parallel (default: the voice "
+                                                        "authenticator's 'workers')")
+    worker.set_defaults(handler=_voice_worker)
     return parser
 
 
@@ -131,6 +138,37 @@ def _operator_settings(path: str):  # -> GatewaySettings
 def _voice_settings(settings) -> dict:  # settings: GatewaySettings
     auth = settings.authentication
     return dict(auth.authenticators.get("voice") or {}) if auth else {}
+
+
+def _voice_worker(options: argparse.Namespace) -> int:
+    """``voicegate voice-worker``: the voice authenticator's settings from the YAML, then serve until a signal."""
+    from pydantic import ValidationError
+
+    from voicegate_voice_auth.settings import VoiceAuthSettings
+    from voicegate_voice_auth.worker import run_worker
+
+    path = options.config
+    raw = _voice_settings(_operator_settings(path))
+    try:
+        voice = VoiceAuthSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"authentication.authenticators.voice.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors())
+        raise GatewayError(f"{path}: {problems}") from None
+    for key in ("worker_redis_url", "model_dir", "key_file"):
+        if _PLACEHOLDER in str(getattr(voice, key) or ""):
+            raise GatewayError(f"{path}: authentication.authenticators.voice.{key} uses an environment variable "
+                               "that is not set on this machine; set it")
+    if options.concurrency is not None and options.concurrency < 1:
+        raise GatewayError("--concurrency must be at least 1")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"voice worker: loading the model for queue {voice.worker_queue!r} ...", flush=True)
+    answered = asyncio.run(run_worker(
+        voice, str(Path(path).resolve().parent), concurrency=options.concurrency,
+        ready=lambda: print(f"voice worker: serving queue {voice.worker_queue!r}; Ctrl-C to stop", flush=True)))
+    print(f"voice worker stopped after {answered} note(s)", flush=True)
+    return EXIT_OK
 
 
 def _configured_model_dir(config: str | None) -> str | None:

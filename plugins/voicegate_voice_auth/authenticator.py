@@ -4,8 +4,10 @@ Nothing lives in process memory between messages: the phase and the current chal
 (persisted by the core in the conversation), pending notes and voiceprints in the encrypted vault, failure counts
 and locks in :mod:`.storage`. So any gateway instance can take the next message of any conversation.
 
-Heavy work goes through :class:`voiceprints.AsyncEngine`'s bounded pool: one job per note decodes it once, gates and
-embeds it, and checks its words with :class:`.content.ContentChecker` on the same samples. The event loop only waits.
+Heavy work is one job per note (:mod:`.note_jobs`): decode once, gate and embed, check the words with
+:class:`.content.ContentChecker` on the same samples; it runs in :class:`voiceprints.AsyncEngine`'s bounded pool, or on
+voice workers through Redis (:mod:`.remote`). The event loop only waits. Enrolment and scoring are arithmetic on
+embeddings and stay here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gateway.messages import Button, InboundMessage, OutboundMessage
 
 from voicegate_voice_auth import texts
 from voicegate_voice_auth.content import ContentChecker, digit_words, new_challenge, phrase_words, show_digits
+from voicegate_voice_auth.note_jobs import LocalNotes, NoteChecker, NoteJob
 from voicegate_voice_auth.settings import VoiceAuthSettings
 from voicegate_voice_auth.storage import AuditDecision, AuthStore, score_band
 
@@ -34,10 +37,12 @@ class VoiceAuthenticator:
     """Verifies customers by voice note (see the module docstring for the flow)."""
 
     def __init__(self, settings: VoiceAuthSettings, *, engine: Any, vault: Any, store: AuthStore,
-                 content: ContentChecker | None, clock: Callable[[], datetime], name: str = "voice") -> None:
+                 content: ContentChecker | None, clock: Callable[[], datetime], name: str = "voice",
+                 notes: NoteChecker | None = None) -> None:
         self.name = name
         self.settings = settings
-        self.engine = engine  # voiceprints.AsyncEngine
+        self.engine = engine  # voiceprints.AsyncEngine: enrolment and scoring (and note jobs, unless `notes` says)
+        self.notes: NoteChecker = notes or LocalNotes(engine, content)
         self.vault = vault  # voiceprints.Vault
         self.store = store
         self.content = content
@@ -111,6 +116,7 @@ class VoiceAuthenticator:
         return len(expired)
 
     async def close(self) -> None:
+        await self.notes.close()
         self.engine.close()
         if self.content is not None:
             self.content.close()
@@ -238,23 +244,15 @@ class VoiceAuthenticator:
         try:
             # One admitted job: the same queue limit and timeout cover the speaker and the content check, so an
             # overloaded gateway answers "busy" at once instead of queueing recogniser work without bound.
-            note, content_ok = await self.engine.run(self._check_blocking, data, mime, expected, enrolment)
+            note, content_ok = await self.notes.check(NoteJob(data=data, mime=mime, expected=expected,
+                                                              enrolment=enrolment))
         except AudioRejected as exc:
             await self._audit(session, step, AuditDecision.UNUSABLE, exc.code)
             return self._prompt(lang, "unusable", state, reason=str(exc))
-        except (EngineBusy, EngineTimeout):
-            log.warning("voice engine busy or slow; customer %s asked to resend", session.customer_id)
+        except (EngineBusy, EngineTimeout) as exc:
+            log.warning("voice engine busy or slow (%s); customer %s asked to resend", exc, session.customer_id)
             await self._audit(session, step, AuditDecision.UNUSABLE, "busy")
             return self._prompt(lang, "busy", state)
-        return note, content_ok
-
-    def _check_blocking(self, data: bytes, mime: str | None, expected: tuple[str, ...] | None,
-                        enrolment: bool) -> tuple[Any, bool]:
-        """In an engine worker: decode the note once, gate and embed it, and check its words on the same samples."""
-        core = self.engine.engine
-        wave = core.decode(data, mime)
-        note = core.check_enrolment_waveform(wave) if enrolment else core.check_waveform(wave)
-        content_ok = True if expected is None else self.content.says(wave.samples, expected)
         return note, content_ok
 
     async def _voiceprint(self, customer_id: str) -> Any:

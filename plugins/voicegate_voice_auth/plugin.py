@@ -82,16 +82,23 @@ def _keyring(settings: VoiceAuthSettings, context: GatewayContext) -> Any:
 
 async def create_voice_authenticator(settings: VoiceAuthSettings, context: GatewayContext) -> VoiceAuthenticator:
     """The component factory: everything heavy happens here, once, off the event loop."""
-    from voiceprints import AsyncEngine, Engine, EngineSettings, Vault, VoiceprintError
+    from voiceprints import AsyncEngine, Engine, Vault, VoiceprintError
 
+    notes = None
     try:
         keyring = _keyring(settings, context)
-        model = await asyncio.get_running_loop().run_in_executor(None, shared_model, _model_dir(settings, context))
-        engine_settings = EngineSettings(min_speech_s=settings.min_speech_s, enrol_notes=settings.enrol_notes,
-                                         target_far=settings.target_far, threshold=settings.threshold,
-                                         enrol_min_agreement=settings.enrol_min_agreement)
-        engine = AsyncEngine(Engine(model, engine_settings), workers=settings.workers,
-                             queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
+        if settings.worker_redis_url:  # voice workers do the audio: no model here, only scoring arithmetic
+            from voicegate_voice_auth.remote import ModelCard, RemoteNotes, connect_redis
+
+            redis = await connect_redis(settings.worker_redis_url)
+            notes = RemoteNotes(redis, keyring, queue=settings.worker_queue, queue_limit=settings.queue_limit,
+                                timeout_s=settings.timeout_s)
+            engine = AsyncEngine(Engine(ModelCard(), engine_settings(settings)), workers=1,
+                                 queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
+        else:
+            model = await asyncio.get_running_loop().run_in_executor(None, shared_model, _model_dir(settings, context))
+            engine = AsyncEngine(Engine(model, engine_settings(settings)), workers=settings.workers,
+                                 queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
         vault = Vault(context.db_engine, keyring, replay_similarity=settings.replay_similarity)
         await vault.create_schema()
     except VoiceprintError as exc:
@@ -106,14 +113,25 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
             if unknown:
                 content.close()
                 engine.close()
+                if notes is not None:
+                    await notes.close()
                 raise GatewayError(
                     f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
                     "English dictionary; choose another passphrase or set check_content: false"
                 )
     authenticator = VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content,
-                                       clock=context.now)
+                                       clock=context.now, notes=notes)
     await authenticator.purge_expired()
     return authenticator
+
+
+def engine_settings(settings: VoiceAuthSettings) -> Any:
+    """The ``voiceprints.EngineSettings`` of these plugin settings (the gateway's and the voice workers' alike)."""
+    from voiceprints import EngineSettings
+
+    return EngineSettings(min_speech_s=settings.min_speech_s, enrol_notes=settings.enrol_notes,
+                          target_far=settings.target_far, threshold=settings.threshold,
+                          enrol_min_agreement=settings.enrol_min_agreement)
 
 
 @hookimpl

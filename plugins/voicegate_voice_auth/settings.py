@@ -81,6 +81,11 @@ class VoiceAuthSettings(PluginSettings):
     workers: int = Field(default=2, ge=1, le=16)
     queue_limit: int = Field(default=16, ge=1)
     timeout_s: float = Field(default=15.0, gt=0)
+    # Voice workers: with a Redis URL, notes are queued there for `voicegate voice-worker` processes (on other
+    # machines) instead of this process's pool; the gateway then loads no model. `queue_limit` then bounds the
+    # jobs waiting in Redis, `workers` is each worker's default number of parallel jobs.
+    worker_redis_url: str | None = None
+    worker_queue: str = Field(default="voicegate:voice", min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> "VoiceAuthSettings":
