@@ -169,8 +169,12 @@ class Engine:
         # Prefer the multi-condition embedding of each note when check_enrolment_note made one.
         template = l2_normalise(np.mean([l2_normalise(n.embedding if n.enrolment_embedding is None
                                                       else n.enrolment_embedding) for n in notes], axis=0))
+        # A narrowband template only for a full-band enrolment (most notes full-band): a voiceprint enrolled mostly
+        # from narrowband notes already is narrowband, and its scores stay where the full-band calibration measured
+        # them (band-limited notes of a full-band voice are what shift impostor scores up).
         narrow = None
-        if self.settings.narrowband and all(n.narrowband_embedding is not None for n in notes):
+        if (self.settings.narrowband and all(n.narrowband_embedding is not None for n in notes)
+                and 2 * sum(n.narrowband for n in notes) < len(notes)):
             narrow = l2_normalise(np.mean([l2_normalise(n.narrowband_embedding) for n in notes], axis=0))
         return Voiceprint(template=template, model_id=self.model.model_id,
                           model_revision=self.model.model_revision, notes=len(notes),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from voiceprints import EngineSettings, NoteEmbedding, Voiceprint, decode_audio
-from voiceprints.audio import TARGET_RATE
+from voiceprints.audio import TARGET_RATE, resample
 from voiceprints.degrade import codec_roundtrip, phone_band
 from voiceprints.quality import analyse, is_narrowband
 from voiceprints.scoring import Calibration
@@ -29,6 +29,11 @@ def _samples(read_audio, relative: str) -> np.ndarray:
 def _phone(samples: np.ndarray) -> bytes:
     """A note through a phone line: 8 kHz band, AMR-NB, handed over as 16 kHz WAV (no source-rate hint)."""
     return wav_bytes(codec_roundtrip(phone_band(samples), "amr"))
+
+
+def _phone_8k(samples: np.ndarray) -> bytes:
+    """The same, handed over at the line's own 8 kHz rate (which alone marks it narrowband)."""
+    return wav_bytes(resample(codec_roundtrip(phone_band(samples), "amr"), TARGET_RATE, 8_000), 8_000)
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +122,17 @@ def test_notes_round_trip_with_and_without_narrowband_fields(s01_notes):
 def test_enrolment_from_legacy_notes_has_no_narrowband_template(engine, s01_notes):
     voiceprint = engine.enrol([dataclasses.replace(n, narrowband_embedding=None) for n in s01_notes])
     assert voiceprint.narrowband_template is None
+
+
+def test_a_voiceprint_enrolled_from_narrowband_notes_keeps_one_template(engine, read_audio):
+    # Phone-line enrolment: the template is narrowband already, and scores stay on the full-band calibration.
+    notes = [engine.check_enrolment_note(_phone_8k(_samples(read_audio, f"{WORDS}/dsp20_s01/{i}.wav")))
+             for i in range(3)]
+    assert all(n.narrowband for n in notes)
+    voiceprint = engine.enrol(notes)
+    assert voiceprint.narrowband_template is None
+    decision = engine.verify(voiceprint, _phone(_samples(read_audio, f"{WORDS}/dsp20_s01/6.wav")))
+    assert decision.accepted and not decision.narrowband and decision.threshold == engine.threshold
 
 
 def test_narrowband_matching_can_be_switched_off(ecapa, read_audio):
