@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import aiohttp
 
-_CHUNK = 64 * 1024
+from gateway.downloads import DownloadTooLarge, read_limited
+
 _RETRY_DELAYS_S = (0.5, 1.5, None)  # None: the last attempt
 
 
@@ -82,17 +83,12 @@ class GraphApi:
             async with self._http.get(url, headers=headers, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise GraphError(f"{self._vendor} {what}: download answered HTTP {response.status}")
-                if response.content_length is not None and response.content_length > max_bytes:
-                    raise GraphError(f"{self._vendor} {what} is {response.content_length} bytes; the channel "
-                                     f"accepts {max_bytes} ({too_large_hint})")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise GraphError(f"{self._vendor} {what} is larger than {max_bytes} bytes ({too_large_hint})")
-                    chunks.append(chunk)
-                return b"".join(chunks), response.headers.get("Content-Type")
+                try:
+                    data = await read_limited(response, max_bytes)
+                except DownloadTooLarge as exc:
+                    raise GraphError(f"{self._vendor} {what} {exc.describe()}; the channel accepts {max_bytes} "
+                                     f"({too_large_hint})") from None
+                return data, response.headers.get("Content-Type")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise GraphError(f"{self._vendor} {what}: download failed ({type(exc).__name__})") from None
 

@@ -14,11 +14,12 @@ from typing import Any, Mapping
 
 import aiohttp
 
+from gateway.downloads import DownloadTooLarge, read_limited
+
 from voicegate_telegram.settings import TelegramSettings
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 64 * 1024
 _MAX_RETRY_AFTER_S = 10
 _RETRY_DELAYS_S = (0.5, 1.5, None)  # None: the last attempt
 
@@ -90,15 +91,11 @@ class BotApi:
             async with self._http.get(self._files + path, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise TelegramError(f"Telegram file download answered HTTP {response.status}")
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise TelegramError(f"the file is larger than {max_bytes} bytes "
-                                            "(raise channels.telegram.max_file_bytes)")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                try:
+                    return await read_limited(response, max_bytes)
+                except DownloadTooLarge as exc:
+                    raise TelegramError(f"the file {exc.describe()}; the channel accepts {max_bytes} "
+                                        "(raise channels.telegram.max_file_bytes)") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TelegramError(f"Telegram file download failed: {type(exc).__name__}") from None
 

@@ -12,9 +12,10 @@ from typing import Sequence
 
 import aiohttp
 
+from gateway.downloads import DownloadTooLarge, read_limited
+
 from voicegate_twilio_sms.settings import TwilioSmsSettings
 
-_CHUNK = 64 * 1024
 
 
 class TwilioError(Exception):
@@ -63,17 +64,10 @@ class TwilioApi:
             async with self._http.get(url, headers=self._auth, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise TwilioError(f"Twilio media download answered HTTP {response.status}")
-                if response.content_length is not None and response.content_length > max_bytes:
-                    raise TwilioError(f"the MMS file is {response.content_length} bytes; the channel accepts "
-                                      f"{max_bytes} (raise channels.sms.max_media_bytes)")
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in response.content.iter_chunked(_CHUNK):
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise TwilioError(f"the MMS file is larger than {max_bytes} bytes "
-                                          "(raise channels.sms.max_media_bytes)")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                try:
+                    return await read_limited(response, max_bytes)
+                except DownloadTooLarge as exc:
+                    raise TwilioError(f"the MMS file {exc.describe()}; the channel accepts {max_bytes} "
+                                      "(raise channels.sms.max_media_bytes)") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TwilioError(f"Twilio media download failed: {type(exc).__name__}") from None
