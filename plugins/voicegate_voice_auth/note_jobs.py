@@ -33,9 +33,12 @@ def run_note_job(engine: Any, content: ContentChecker | None, job: NoteJob) -> t
     """Blocking (a worker thread): ``(NoteEmbedding, words_ok)`` for ``job`` on ``engine`` (a ``voiceprints.Engine``).
 
     Raises ``voiceprints.AudioRejected`` for an unusable note."""
+    if job.expected is not None and content is None:  # never "the words are right" for want of a recogniser
+        raise RuntimeError("the note's words must be checked but this process has no content checker: give the "
+                           "voice workers the gateway's voice settings (mode, check_content)")
     wave = engine.decode(job.data, job.mime)
     note = engine.check_enrolment_waveform(wave) if job.enrolment else engine.check_waveform(wave)
-    words_ok = True if job.expected is None or content is None else content.says(wave.samples, job.expected)
+    words_ok = True if job.expected is None else content.says(wave.samples, job.expected)  # type: ignore[union-attr]
     return note, words_ok
 
 

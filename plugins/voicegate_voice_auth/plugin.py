@@ -84,45 +84,52 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
     """The component factory: everything heavy happens here, once, off the event loop."""
     from voiceprints import AsyncEngine, Engine, Vault, VoiceprintError
 
-    notes = None
+    notes: Any = None
+    engine: Any = None
+    content: ContentChecker | None = None
     try:
-        keyring = _keyring(settings, context)
-        if settings.worker_redis_url:  # voice workers do the audio: no model here, only scoring arithmetic
-            from voicegate_voice_auth.remote import ModelCard, RemoteNotes, connect_redis
+        try:
+            keyring = _keyring(settings, context)
+            if settings.worker_redis_url:  # voice workers do the audio: no model here, only scoring arithmetic
+                from voicegate_voice_auth.remote import ModelCard, RemoteNotes, connect_redis
 
-            redis = await connect_redis(settings.worker_redis_url)
-            notes = RemoteNotes(redis, keyring, queue=settings.worker_queue, queue_limit=settings.queue_limit,
-                                timeout_s=settings.timeout_s)
-            engine = AsyncEngine(Engine(ModelCard(), engine_settings(settings)), workers=1,
-                                 queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
-        else:
-            model = await asyncio.get_running_loop().run_in_executor(None, shared_model, _model_dir(settings, context))
-            engine = AsyncEngine(Engine(model, engine_settings(settings)), workers=settings.workers,
-                                 queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
-        vault = Vault(context.db_engine, keyring, replay_similarity=settings.replay_similarity)
-        await vault.create_schema()
-    except VoiceprintError as exc:
-        raise GatewayError(f"voice authenticator: {exc}") from exc
-    store = AuthStore(context.db_engine)
-    await store.create_schema()
-    content = None
-    if settings.mode == "challenge" or settings.check_content:
-        content = ContentChecker(decoys=settings.content_decoys, near_misses=settings.content_near_misses)
-        if settings.mode == "passphrase":
-            unknown = await content.missing_words(phrase_words(settings.passphrase or ""))
-            if unknown:
-                content.close()
-                engine.close()
-                if notes is not None:
-                    await notes.close()
-                raise GatewayError(
-                    f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
-                    "English dictionary; choose another passphrase or set check_content: false"
-                )
-    authenticator = VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content,
-                                       clock=context.now, notes=notes)
-    await authenticator.purge_expired()
-    return authenticator
+                redis = await connect_redis(settings.worker_redis_url)
+                notes = RemoteNotes(redis, keyring, queue=settings.worker_queue, queue_limit=settings.queue_limit,
+                                    timeout_s=settings.timeout_s)
+                engine = AsyncEngine(Engine(ModelCard(), engine_settings(settings)), workers=1,
+                                     queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
+            else:
+                model = await asyncio.get_running_loop().run_in_executor(
+                    None, shared_model, _model_dir(settings, context))
+                engine = AsyncEngine(Engine(model, engine_settings(settings)), workers=settings.workers,
+                                     queue_limit=settings.queue_limit, timeout_s=settings.timeout_s)
+            vault = Vault(context.db_engine, keyring, replay_similarity=settings.replay_similarity)
+            await vault.create_schema()
+        except VoiceprintError as exc:
+            raise GatewayError(f"voice authenticator: {exc}") from exc
+        store = AuthStore(context.db_engine)
+        await store.create_schema()
+        if settings.mode == "challenge" or settings.check_content:
+            content = ContentChecker(decoys=settings.content_decoys, near_misses=settings.content_near_misses)
+            if settings.mode == "passphrase":
+                unknown = await content.missing_words(phrase_words(settings.passphrase or ""))
+                if unknown:
+                    raise GatewayError(
+                        f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
+                        "English dictionary; choose another passphrase or set check_content: false"
+                    )
+        authenticator = VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content,
+                                           clock=context.now, notes=notes)
+        await authenticator.purge_expired()
+        return authenticator
+    except BaseException:  # a failed start-up leaves no pool, recogniser or Redis connection behind
+        if content is not None:
+            content.close()
+        if engine is not None:
+            engine.close()
+        if notes is not None:
+            await notes.close()
+        raise
 
 
 def engine_settings(settings: VoiceAuthSettings) -> Any:

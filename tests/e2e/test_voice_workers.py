@@ -207,3 +207,47 @@ async def test_the_voice_worker_command_serves_and_stops_on_sigterm(redis, queue
                                                   env=env)
     _, err = await asyncio.wait_for(failed.communicate(), 60)
     assert failed.returncode == 1 and b"worker_redis_url is not set" in err
+
+
+async def test_junk_jobs_do_not_stop_a_worker_and_foreign_replies_are_refused(voice_settings, redis, queue,
+                                                                            tmp_path) -> None:
+    from voiceprints import EngineBusy, KeyRing
+
+    from voicegate_voice_auth.note_jobs import run_note_job
+    from voicegate_voice_auth.remote import _JOB, _REPLY, _seal
+
+    keys = KeyRing.generate()
+    (tmp_path / "voiceprint.keys").write_text(keys.export() + "\n")
+    (tmp_path / "voiceprint.keys").chmod(0o600)
+    _, voice = worker_gateway_settings(voice_settings, queue, key_file=str(tmp_path / "voiceprint.keys"))
+    for junk in (b"[]", b"7", b"not json", _seal(KeyRing.generate(), _JOB, "x" * 32, {"deadline": 0})):
+        await redis.rpush(f"{queue}:jobs", junk)  # garbage, and a job sealed with another deployment's key
+    worker = await Worker({**voice, "model_dir": str(model_dir())}, str(tmp_path)).start()
+    remote = RemoteNotes(aioredis.Redis.from_url(REDIS_URL), keys, queue=queue, queue_limit=8, timeout_s=20)
+    note = ogg_opus(DigitSpeaker(ENROLLED, seed=4).say("4729"))
+    try:
+        embedded, _ = await remote.check(NoteJob(data=note, mime="audio/ogg", expected=None, enrolment=False))
+        assert embedded.speech_s > 1.0  # the worker survived the junk and answered
+
+        # A reply sealed for another job, pushed onto this job's reply key, fails authentication.
+        original_rpush = remote.redis.rpush
+
+        async def forge_reply(key, message):  # type: ignore[no-untyped-def]
+            await original_rpush(key, message)
+            if key.endswith(":jobs"):
+                job_id = json.loads(message)["id"]
+                forged = _seal(keys, _REPLY, "another-job", {"status": "ok", "words_ok": True}, embedded.to_bytes())
+                await redis.rpush(f"{queue}:reply:{job_id}", json.dumps({**json.loads(forged), "id": job_id}))
+
+        remote.redis.rpush = forge_reply  # type: ignore[method-assign]
+        await worker.close()  # nobody answers but the forger
+        with pytest.raises(EngineBusy, match="authenticated"):
+            await remote.check(NoteJob(data=note, mime="audio/ogg", expected=None, enrolment=False))
+    finally:
+        if not worker.stop.is_set():
+            await worker.close()
+        await remote.close()
+    assert await redis.keys(f"{queue}*") == []
+
+    with pytest.raises(RuntimeError, match="content checker"):  # never "the words are right" without a recogniser
+        run_note_job(None, None, NoteJob(data=note, mime="audio/ogg", expected=("4",), enrolment=False))
