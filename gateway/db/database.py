@@ -89,6 +89,7 @@ class Database:
     _busy_timeout_ms: int = field(default=5000, repr=False)
     _writer_timeout_ms: int = field(default=-1, repr=False)  # the writer connection's busy_timeout now
     writes_deferred: int = 0  # transactions that found the lock taken and waited on the writer thread
+    _thread_write: Any = field(default=None, repr=False)  # the last transaction handed to the writer thread
     checkpointer: WalCheckpointer | None = field(default=None, repr=False)  # SQLite files only
 
     @property
@@ -175,15 +176,19 @@ class Database:
         the writer thread instead, which waits up to ``busy_timeout_ms`` for the lock.
         """
         assert self.sqlite_writer is not None and self._writer_thread is not None
-        if self._inline_writes:
+        # A transaction handed to the thread runs to its end even if its caller was cancelled meanwhile: until then
+        # the connection is the thread's, and later transactions queue behind it on the same thread.
+        thread_busy = self._thread_write is not None and not self._thread_write.done()
+        if self._inline_writes and not thread_busy and _rows_of(work) <= INLINE_MAX_ROWS:
             try:
                 return self._write_transaction(work, wait_for_lock=False)
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _LOCKED:  # the primary code of an extended one
+                if (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF not in _LOCKED:  # primary code of an extended one
                     raise
                 self.writes_deferred += 1  # someone else writes: wait for the lock off the event loop
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer_thread, lambda: self._write_transaction(work, wait_for_lock=True))
+        future = self._writer_thread.submit(self._write_transaction, work, wait_for_lock=True)
+        self._thread_write = future
+        return await asyncio.wrap_future(future)
 
     def _write_transaction(self, work: Callable[[sqlite3.Connection], T], *, wait_for_lock: bool) -> T:
         if self._writer_connection is None:
@@ -214,10 +219,19 @@ class Database:
             checkpointer, self.checkpointer = self.checkpointer, None
             await checkpointer.close()
         if self._writer_thread is not None:
-            writer, thread = self.sqlite_writer, self._writer_thread
-            self._writer_thread = None
+            thread, self._writer_thread = self._writer_thread, None
             await asyncio.get_running_loop().run_in_executor(thread, self._release_writer)
             thread.shutdown(wait=True)
+
+
+# Rows above which a transaction goes to the writer thread even when the lock is free: the event loop should not
+# stall on one huge batch (group commit under a burst, a bulk import).
+INLINE_MAX_ROWS = 2000
+
+
+def _rows_of(work: Any) -> int:
+    """The number of rows ``work`` will write, when it says so (``work.rows``), else 0."""
+    return int(getattr(work, "rows", 0))
 
 
 # SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock the write needs.

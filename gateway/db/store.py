@@ -16,6 +16,7 @@ import logging
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -288,8 +289,10 @@ class GroupCommitter:
             _settle(future, None)
 
     async def _transaction(self, ws: WriteSet) -> None:
-        if self._db.sqlite_writer is not None:  # one thread hand-off for the whole transaction
-            await self._db.run_write(lambda conn: self._apply_sync(conn, ws))
+        if self._db.sqlite_writer is not None:  # the whole transaction in one call (Database.run_write: where)
+            work = partial(self._apply_sync, ws=ws)
+            work.rows = sum(len(getattr(ws, name)) for name in _WRITE_ORDER)  # type: ignore[attr-defined]
+            await self._db.run_write(work)
             return
         async with self._db.engine.begin() as conn:
             await self._apply(conn, ws)
@@ -323,7 +326,7 @@ class GroupCommitter:
                 _check_fence(result, rows)
 
     def _apply_sync(self, connection: sqlite3.Connection, ws: WriteSet) -> None:
-        """SQLite, on the writer thread: the prepared batch statements on the raw connection."""
+        """SQLite (see ``Database.run_write`` for where it runs): the prepared batch statements on the raw connection."""
         assert self._sqlite is not None
         cursor = connection.cursor()
         try:

@@ -73,7 +73,8 @@ def parse_webhook(raw: bytes, page_id: str) -> list[FbMessage]:
     found: list[FbMessage] = []
     for entry in _dicts(data["entry"]):
         for event in _dicts(entry.get("messaging")):
-            recipient = str((event.get("recipient") or {}).get("id", entry.get("id", "")))
+            to = event.get("recipient")
+            recipient = str(to.get("id", "") if isinstance(to, dict) else entry.get("id", ""))
             if recipient != page_id:
                 log.warning("Messenger delivery for page %s ignored (configured: %s)", recipient, page_id)
                 continue
@@ -84,7 +85,7 @@ def parse_webhook(raw: bytes, page_id: str) -> list[FbMessage]:
 
 
 def _event(event: Mapping[str, Any]) -> FbMessage | None:
-    sender = (event.get("sender") or {}).get("id") if isinstance(event.get("sender"), dict) else None
+    sender = event["sender"].get("id") if isinstance(event.get("sender"), dict) else None
     if not isinstance(sender, str) or not sender:
         log.warning("Messenger event without a sender id skipped")
         return None

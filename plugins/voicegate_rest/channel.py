@@ -106,7 +106,7 @@ class RestChannel:
         too_large = RequestProblem(413, f"the body is larger than {limit} bytes",
                                    "Send smaller attachments or raise channels.rest.max_body_bytes")
         length = request.content_length
-        if length is not None:
+        if length is not None and not request.headers.get("Content-Encoding"):  # compressed: the length is not the body's
             if length > limit:
                 raise too_large
             # Content-Length within the limit: one read (aiohttp stops at that length).

@@ -72,3 +72,43 @@ async def test_with_synchronous_full_every_commit_runs_on_the_writer_thread(tmp_
         assert seen[0].startswith("voicegate-sqlite-writer")
     finally:
         await db.close()
+
+
+async def test_a_cancelled_deferred_commit_keeps_the_connection_until_it_ends_and_big_batches_use_the_thread(tmp_path):
+    path = tmp_path / "c.db"
+    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
+    threads: list[str] = []
+    try:
+        await upgrade_async(db)
+        store = Store(db)
+        original = store.committer._apply_sync
+
+        def spy(connection, ws):  # type: ignore[no-untyped-def]
+            threads.append(threading.current_thread().name)
+            return original(connection, ws)
+
+        store.committer._apply_sync = spy  # type: ignore[method-assign]
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(store.commit(customers("a", 1)))
+        await asyncio.sleep(0.1)  # deferred to the thread, waiting for the lock
+        # The group-commit task itself is cancelled (shut-down); the thread's transaction runs on regardless.
+        flusher = store.committer._flusher
+        assert flusher is not None
+        flusher.cancel()
+        first.cancel()
+        await asyncio.gather(flusher, first, return_exceptions=True)
+        second = asyncio.create_task(store.commit(customers("b", 1)))
+        await asyncio.sleep(0.1)
+        assert not second.done()  # queued behind the thread's transaction, not run on the loop beside it
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(second, 10)
+        assert threads == ["MainThread", "voicegate-sqlite-writer_0", "voicegate-sqlite-writer_0"], threads
+        assert await count(db) == 2  # the cancelled batch's rows were committed all the same, once
+
+        threads.clear()
+        await store.commit(customers("big", 2500))  # over INLINE_MAX_ROWS: the loop does not stall on it
+        assert threads == ["voicegate-sqlite-writer_0"] and await count(db) == 2502
+    finally:
+        await db.close()

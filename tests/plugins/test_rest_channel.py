@@ -159,3 +159,14 @@ async def test_truncated_and_chunked_bodies(demo_settings, gateway_client) -> No
                                  headers={SIGNATURE_HEADER: sign(body, TEST_SECRET), "Content-Type": "application/json"})
     assert response.status == 200 and (await response.json())["replies"]
     assert await runtime_of(client).store.count_messages() >= 2
+
+
+async def test_a_gzip_body_with_its_compressed_length_is_read_whole(demo_settings, gateway_client) -> None:
+    import gzip
+
+    client = await gateway_client(demo_settings())
+    body = json.dumps({"sender": "dora", "message_id": "gz-1", "text": "hello"}).encode()
+    packed = gzip.compress(body)
+    response = await client.post("/channels/rest/messages", data=packed, headers={
+        SIGNATURE_HEADER: sign(body, TEST_SECRET), "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert response.status == 200 and (await response.json())["replies"]

@@ -204,3 +204,15 @@ def test_long_text_many_choices_and_long_payloads_fit_messenger_limits() -> None
     (prompt,) = outgoing(PSID, OutboundMessage(buttons=(Button("A", "a"),)), messaging_type="UPDATE",
                          encode=codec.encode, prompt="Please choose:")
     assert prompt["message"]["text"] == "Please choose:"
+
+
+def test_malformed_events_are_skipped_not_raised() -> None:
+    from voicegate_messenger.wire import parse_webhook
+
+    body = {"object": "page", "entry": [{"id": "106587391234567", "messaging": [
+        {"sender": "not-an-object", "recipient": {"id": "106587391234567"}, "message": {"mid": "m1", "text": "hi"}},
+        {"sender": {"id": PSID}, "recipient": ["odd"], "message": {"mid": "m2", "text": "hi"}},
+        {"sender": {"id": PSID}, "recipient": {"id": "106587391234567"}, "message": "not-an-object"},
+    ]}]}
+    (only,) = parse_webhook(json.dumps(body).encode(), "106587391234567")  # the odd recipient falls back to the entry
+    assert only.message_id == "m2" and only.text == "hi"
