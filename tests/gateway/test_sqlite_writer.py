@@ -19,6 +19,19 @@ def customers(prefix: str, n: int) -> WriteSet:
                                for i in range(n)])
 
 
+def record_threads(store: Store) -> list[str]:
+    """The names of the threads the store's SQLite transactions run on, in order, from now on."""
+    threads: list[str] = []
+    original = store.committer._apply_sync
+
+    def spy(connection, ws):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        return original(connection, ws)
+
+    store.committer._apply_sync = spy  # type: ignore[method-assign]
+    return threads
+
+
 async def count(db: Database) -> int:
     async with db.engine.connect() as conn:
         return (await conn.exec_driver_sql("SELECT count(*) FROM customers")).scalar()
@@ -27,17 +40,10 @@ async def count(db: Database) -> int:
 async def test_commits_run_on_the_loop_and_wait_for_a_held_lock_on_the_writer_thread(tmp_path):
     path = tmp_path / "w.db"
     db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    threads: list[str] = []
     try:
         await upgrade_async(db)
         store = Store(db)
-        original = store.committer._apply_sync
-
-        def spy(connection, ws):  # type: ignore[no-untyped-def]
-            threads.append(threading.current_thread().name)
-            return original(connection, ws)
-
-        store.committer._apply_sync = spy  # type: ignore[method-assign]
+        threads = record_threads(store)
         await store.commit(customers("a", 3))
         assert threads == [threading.main_thread().name] and db.writes_deferred == 0
 
@@ -77,17 +83,10 @@ async def test_with_synchronous_full_every_commit_runs_on_the_writer_thread(tmp_
 async def test_a_cancelled_deferred_commit_keeps_the_connection_until_it_ends_and_big_batches_use_the_thread(tmp_path):
     path = tmp_path / "c.db"
     db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    threads: list[str] = []
     try:
         await upgrade_async(db)
         store = Store(db)
-        original = store.committer._apply_sync
-
-        def spy(connection, ws):  # type: ignore[no-untyped-def]
-            threads.append(threading.current_thread().name)
-            return original(connection, ws)
-
-        store.committer._apply_sync = spy  # type: ignore[method-assign]
+        threads = record_threads(store)
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
         first = asyncio.create_task(store.commit(customers("a", 1)))
