@@ -142,19 +142,12 @@ def _voice_settings(settings) -> dict:  # settings: GatewaySettings
 
 def _voice_worker(options: argparse.Namespace) -> int:
     """``voicegate voice-worker``: the voice authenticator's settings from the YAML, then serve until a signal."""
-    from pydantic import ValidationError
-
+    from gateway.config_loader import plugin_section
     from voicegate_voice_auth.settings import VoiceAuthSettings
     from voicegate_voice_auth.worker import run_worker
 
     path = options.config
-    raw = _voice_settings(_operator_settings(path))
-    try:
-        voice = VoiceAuthSettings.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"authentication.authenticators.voice.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in exc.errors())
-        raise GatewayError(f"{path}: {problems}") from None
+    voice = plugin_section(_operator_settings(path), VoiceAuthSettings, ("authentication", "authenticators", "voice"))
     for key in ("worker_redis_url", "model_dir", "key_file"):
         if _PLACEHOLDER in str(getattr(voice, key) or ""):
             raise GatewayError(f"{path}: authentication.authenticators.voice.{key} uses an environment variable "

@@ -120,11 +120,7 @@ def component_problems(settings: GatewaySettings, components: Any) -> list[Confi
                 f"Registered {kind}s: {known}. Add the plugin that provides it to 'plugins' or fix the name",
             ))
             return
-        try:
-            entry.spec.settings_model.model_validate(raw or {})
-        except ValidationError as exc:
-            for p in _problems(exc, file, settings._lines, set(), entry.spec.settings_model, prefix=settings_path):
-                problems.append(p)
+        problems.extend(_section_problems(settings, entry.spec.settings_model, raw, settings_path)[1])
 
     for name, raw in settings.channels.items():
         check("channel", components.channels, name, raw, ("channels", name), ("channels", name))
@@ -141,6 +137,31 @@ def component_problems(settings: GatewaySettings, components: Any) -> list[Confi
                 "authentication", "authenticators", name)
             check("authenticator", components.authenticators, name, raw, name_path, ("authentication", "authenticators", name))
     return problems
+
+
+M = typing.TypeVar("M", bound=BaseModel)
+
+
+def plugin_section(settings: GatewaySettings, model: type[M], path: Path_) -> M:
+    """The plugin settings at ``path`` (e.g. ``("authentication", "authenticators", "voice")``) validated against
+    ``model``, for tools that need one plugin's settings without building the gateway; :class:`ConfigError` with
+    file:line problems exactly as at start-up."""
+    raw: Any = settings.model_dump()
+    for key in path:
+        raw = raw.get(key) if isinstance(raw, Mapping) else None
+    value, problems = _section_problems(settings, model, raw, path)
+    if problems:
+        raise ConfigError(problems)
+    assert value is not None
+    return value
+
+
+def _section_problems(settings: GatewaySettings, model: type[M], raw: Any,
+                      path: Path_) -> tuple[M | None, list[ConfigProblem]]:
+    try:
+        return model.model_validate(raw or {}), []
+    except ValidationError as exc:
+        return None, _problems(exc, settings.config_path or "<settings>", settings._lines, set(), model, prefix=path)
 
 
 def resolved_database_url(settings: GatewaySettings) -> str:

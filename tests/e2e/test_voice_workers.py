@@ -251,3 +251,14 @@ async def test_junk_jobs_do_not_stop_a_worker_and_foreign_replies_are_refused(vo
 
     with pytest.raises(RuntimeError, match="content checker"):  # never "the words are right" without a recogniser
         run_note_job(None, None, NoteJob(data=note, mime="audio/ogg", expected=("4",), enrolment=False))
+
+
+def test_the_voice_worker_command_reports_bad_voice_settings_with_file_and_line(tmp_path, capsys) -> None:
+    from gateway.cli import main
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(WORKER_CONFIG.replace("      create_key_file: true\n", "      create_key_file: true\n"
+                                            "      workers: many\n") % (REDIS_URL, "q"))
+    assert main(["voice-worker", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}:" in err and "authentication.authenticators.voice.workers" in err and "integer" in err
