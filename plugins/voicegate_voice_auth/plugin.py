@@ -109,15 +109,14 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
             raise GatewayError(f"voice authenticator: {exc}") from exc
         store = AuthStore(context.db_engine)
         await store.create_schema()
-        if settings.mode == "challenge" or settings.check_content:
-            content = ContentChecker(decoys=settings.content_decoys, near_misses=settings.content_near_misses)
-            if settings.mode == "passphrase":
-                unknown = await content.missing_words(phrase_words(settings.passphrase or ""))
-                if unknown:
-                    raise GatewayError(
-                        f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
-                        "English dictionary; choose another passphrase or set check_content: false"
-                    )
+        content = content_checker(settings)
+        if content is not None and settings.mode == "passphrase":
+            unknown = await content.missing_words(phrase_words(settings.passphrase or ""))
+            if unknown:
+                raise GatewayError(
+                    f"voice authenticator: the passphrase words {', '.join(unknown)} are not in the recogniser's "
+                    "English dictionary; choose another passphrase or set check_content: false"
+                )
         authenticator = VoiceAuthenticator(settings, engine=engine, vault=vault, store=store, content=content,
                                            clock=context.now, notes=notes)
         await authenticator.purge_expired()
@@ -130,6 +129,14 @@ async def create_voice_authenticator(settings: VoiceAuthSettings, context: Gatew
         if notes is not None:
             await notes.close()
         raise
+
+
+def content_checker(settings: VoiceAuthSettings) -> ContentChecker | None:
+    """The recogniser that checks the spoken words, when these settings check them (the gateway's and the voice
+    workers' alike)."""
+    if settings.mode == "challenge" or settings.check_content:
+        return ContentChecker(decoys=settings.content_decoys, near_misses=settings.content_near_misses)
+    return None
 
 
 def engine_settings(settings: VoiceAuthSettings) -> Any:

@@ -26,8 +26,7 @@ async def run_worker(settings: VoiceAuthSettings, config_dir: str, *, concurrenc
     were answered. ``ready`` is called once the model is loaded and Redis reached."""
     from voiceprints import Engine, VoiceprintError
 
-    from voicegate_voice_auth.content import ContentChecker
-    from voicegate_voice_auth.plugin import _keyring, _model_dir, engine_settings, shared_model
+    from voicegate_voice_auth.plugin import _keyring, _model_dir, content_checker, engine_settings, shared_model
     from voicegate_voice_auth.remote import connect_redis, serve_worker
 
     if not settings.worker_redis_url:
@@ -51,8 +50,7 @@ async def run_worker(settings: VoiceAuthSettings, config_dir: str, *, concurrenc
         except VoiceprintError as exc:
             raise GatewayError(f"voice worker: {exc}") from exc
         engine = Engine(model, engine_settings(settings))
-        if settings.mode == "challenge" or settings.check_content:
-            content = ContentChecker(decoys=settings.content_decoys, near_misses=settings.content_near_misses)
+        content = content_checker(settings)
         redis = await connect_redis(settings.worker_redis_url)
         jobs = concurrency or settings.workers
         log.info("voice worker: %d parallel job(s) from queue %r", jobs, settings.worker_queue)
