@@ -157,8 +157,9 @@ class Database:
             ) from exc
         return db
 
-    async def run_write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """SQLite: run ``work(dbapi_connection)`` in one transaction on the writer connection.
+    async def run_write(self, work: Callable[[sqlite3.Connection], T], *, rows: int = 0) -> T:
+        """SQLite: run ``work(dbapi_connection)`` in one transaction on the writer connection; ``rows``: how many
+        rows it writes (over :data:`INLINE_MAX_ROWS`, it goes to the writer thread).
 
         ``work`` gets the writer's ``sqlite3`` connection; the transaction begins implicitly at its
         first write (pysqlite's own transaction handling, as SQLAlchemy uses it) and is committed
@@ -179,7 +180,7 @@ class Database:
         # A transaction handed to the thread runs to its end even if its caller was cancelled meanwhile: until then
         # the connection is the thread's, and later transactions queue behind it on the same thread.
         thread_busy = self._thread_write is not None and not self._thread_write.done()
-        if self._inline_writes and not thread_busy and _rows_of(work) <= INLINE_MAX_ROWS:
+        if self._inline_writes and not thread_busy and rows <= INLINE_MAX_ROWS:
             try:
                 return self._write_transaction(work, wait_for_lock=False)
             except sqlite3.OperationalError as exc:
@@ -227,11 +228,6 @@ class Database:
 # Rows above which a transaction goes to the writer thread even when the lock is free: the event loop should not
 # stall on one huge batch (group commit under a burst, a bulk import).
 INLINE_MAX_ROWS = 2000
-
-
-def _rows_of(work: Any) -> int:
-    """The number of rows ``work`` will write, when it says so (``work.rows``), else 0."""
-    return int(getattr(work, "rows", 0))
 
 
 # SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock the write needs.

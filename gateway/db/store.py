@@ -16,7 +16,6 @@ import logging
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -290,9 +289,8 @@ class GroupCommitter:
 
     async def _transaction(self, ws: WriteSet) -> None:
         if self._db.sqlite_writer is not None:  # the whole transaction in one call (Database.run_write: where)
-            work = partial(self._apply_sync, ws=ws)
-            work.rows = sum(len(getattr(ws, name)) for name in _WRITE_ORDER)  # type: ignore[attr-defined]
-            await self._db.run_write(work)
+            rows = sum(len(getattr(ws, name)) for name in _WRITE_ORDER)
+            await self._db.run_write(lambda connection: self._apply_sync(connection, ws), rows=rows)
             return
         async with self._db.engine.begin() as conn:
             await self._apply(conn, ws)
