@@ -1,8 +1,9 @@
-"""Reading a vendor's file download (a customer's voice note, photo ...) without ever holding more than a limit."""
+"""Reading an HTTP body (a vendor's file download, a webhook request) without ever holding more than a limit."""
 
 from __future__ import annotations
 
 import aiohttp
+from aiohttp import web
 
 _CHUNK = 64 * 1024
 
@@ -19,9 +20,9 @@ class DownloadTooLarge(Exception):
         return f"is {self.size} bytes" if self.size is not None else f"is larger than {self.limit} bytes"
 
 
-async def read_limited(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    """The body of ``response``; :class:`DownloadTooLarge` as soon as its Content-Length, or the bytes streamed so far,
-    pass ``max_bytes`` (a server may send no length, or a wrong one)."""
+async def read_limited(response: aiohttp.ClientResponse | web.BaseRequest, max_bytes: int) -> bytes:
+    """The body of ``response`` (or of a request); :class:`DownloadTooLarge` as soon as its Content-Length, or the
+    bytes streamed so far, pass ``max_bytes`` (the sender may give no length, or a wrong one)."""
     if response.content_length is not None and response.content_length > max_bytes:
         raise DownloadTooLarge(max_bytes, response.content_length)
     chunks: list[bytes] = []

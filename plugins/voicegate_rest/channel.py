@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 import logging
 import re
 from typing import Any, Sequence
@@ -12,6 +11,7 @@ from aiohttp import web
 
 from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.db.outbox import OutboxStore
+from gateway.downloads import DownloadTooLarge, read_limited
 from gateway.errors import InboundRejected
 from gateway.http_errors import error_response
 from gateway.messages import OutboundMessage
@@ -25,7 +25,6 @@ from voicegate_rest.wire import Limits, RequestProblem, message_json, parse_mess
 log = logging.getLogger(__name__)
 
 _MAX_WAIT_S = 30.0
-_CHUNK = 64 * 1024
 
 
 class RestChannel:
@@ -115,18 +114,11 @@ class RestChannel:
             except asyncio.IncompleteReadError:
                 raise RequestProblem(400, f"the body ended before its Content-Length ({length} bytes)",
                                      "Send the whole body, or a Content-Length that matches it") from None
-        # Read in chunks so a body without Content-Length cannot exceed the limit in memory.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_CHUNK)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
+        # In chunks, so a body without Content-Length (or a compressed one) cannot exceed the limit in memory.
+        try:
+            return await read_limited(request, limit)
+        except DownloadTooLarge:
+            raise too_large from None
 
 
 _SIGN_HINT = (f"Send the header {HEADER}: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with the "

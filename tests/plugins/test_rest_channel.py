@@ -170,3 +170,18 @@ async def test_a_gzip_body_with_its_compressed_length_is_read_whole(demo_setting
     response = await client.post("/channels/rest/messages", data=packed, headers={
         SIGNATURE_HEADER: sign(body, TEST_SECRET), "Content-Type": "application/json", "Content-Encoding": "gzip"})
     assert response.status == 200 and (await response.json())["replies"]
+
+
+async def test_a_chunked_body_over_the_limit_is_refused_while_streaming(demo_settings, gateway_client) -> None:
+    settings = demo_settings(channels={"rest": {"secret": TEST_SECRET, "max_body_bytes": 2048}, "webchat": {}})
+    client = await gateway_client(settings)
+    body = json.dumps({"sender": "erin", "message_id": "big-1", "text": "x" * 3000}).encode()
+
+    async def chunks():  # no Content-Length: the limit can only be enforced as the bytes arrive
+        for start in range(0, len(body), 500):
+            yield body[start:start + 500]
+
+    response = await client.post("/channels/rest/messages", data=chunks(),
+                                 headers={SIGNATURE_HEADER: sign(body, TEST_SECRET), "Content-Type": "application/json"})
+    assert response.status == 413 and "2048 bytes" in (await error_of(response))["error"]
+    assert await runtime_of(client).store.count_messages() == 0
