@@ -36,3 +36,12 @@ class PayloadCodec:
         if not button_id.startswith(_PREFIX):
             return button_id
         return self._long.get(button_id)
+
+    def pressed(self, button_id: str | None, title: str | None, text: str | None) -> tuple[str | None, str | None]:
+        """``(text, button)`` of an incoming message that may be a button press: the decoded payload as the button,
+        or, for a digest this process has forgotten, the button's title as the text (bots match it like typed
+        words); a message that is no press keeps its ``text``."""
+        if button_id is None:
+            return text, None
+        button = self.decode(button_id)
+        return (text, button) if button is not None else (title, None)

@@ -76,11 +76,7 @@ class MessengerChannel(MetaWebhookChannel[FbMessage]):
                 return
             mime = (mime or "application/octet-stream").split(";")[0].strip().lower()
             attachments.append(Attachment(kind=media.kind, mime=mime, data=data))
-        text, button = message.text, None
-        if message.payload is not None:
-            button = self._payloads.decode(message.payload)
-            if button is None:  # a long payload from before a restart: the title reads like typed text
-                text = message.payload_title
+        text, button = self._payloads.pressed(message.payload, message.payload_title, message.text)
         inbound = InboundMessage(channel=self.name, sender=message.sender, message_id=message.message_id,
                                  text=text, button=button, attachments=tuple(attachments),
                                  received_at=message.received_at)

@@ -91,11 +91,7 @@ class TelegramChannel(LanedWebhookChannel):
                 return
             attachments = (Attachment(kind=update.media.kind, mime=update.media.mime, data=data,
                                       duration_s=update.media.duration_s, filename=update.media.filename),)
-        text, button = update.text, None
-        if update.button_data is not None:
-            button = self._payloads.decode(update.button_data)
-            if button is None:  # a long payload from before a restart: the title reads like typed text
-                text = update.button_title
+        text, button = self._payloads.pressed(update.button_data, update.button_title, update.text)
         inbound = InboundMessage(channel=self.name, sender=update.sender, message_id=update.message_id,
                                  text=text, button=button, attachments=attachments, received_at=update.received_at)
         await self._hand_in(inbound)

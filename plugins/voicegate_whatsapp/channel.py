@@ -67,11 +67,7 @@ class WhatsAppChannel(MetaWebhookChannel[WaMessage]):
                 return
             attachments = (Attachment(kind=message.media.kind, mime=mime.lower(), data=data,
                                       filename=message.media.filename),)
-        text, button = message.text, None
-        if message.button_id is not None:
-            button = self._payloads.decode(message.button_id)
-            if button is None:  # a long payload from before a restart: the title reads like typed text
-                text = message.button_title
+        text, button = self._payloads.pressed(message.button_id, message.button_title, message.text)
         inbound = InboundMessage(channel=self.name, sender=message.sender, message_id=message.message_id,
                                  text=text, button=button, attachments=attachments, received_at=message.received_at)
         await self._hand_in(inbound)
