@@ -1,8 +1,9 @@
 # The two set-up commands in README.md: `make run` and `make test`. Both work on a fresh clone.
 PYTHON ?= python3
 VENV := .venv
-SHARED_DIR ?= $(abspath ../shared)
-MODEL_DIR ?= $(if $(wildcard $(SHARED_DIR)/models/spkrec-ecapa-voxceleb/embedding_model.ckpt),$(SHARED_DIR)/models/spkrec-ecapa-voxceleb,$(abspath var/models/spkrec-ecapa-voxceleb))
+# VOICEGATE_SHARED_DIR / VOICEGATE_MODEL_DIR from the environment win, as README.md says; else ../shared.
+SHARED_DIR ?= $(or $(VOICEGATE_SHARED_DIR),$(abspath ../shared))
+MODEL_DIR ?= $(or $(VOICEGATE_MODEL_DIR),$(if $(wildcard $(SHARED_DIR)/models/spkrec-ecapa-voxceleb/embedding_model.ckpt),$(SHARED_DIR)/models/spkrec-ecapa-voxceleb,$(abspath var/models/spkrec-ecapa-voxceleb)))
 
 .PHONY: run test install install-test model secrets
 
