@@ -21,6 +21,9 @@ is used once (a repeated id would be a duplicate delivery). Senders are spread o
 Both servers stay up for the whole run and the saturation rounds alternate between them, so
 load from other programs on the machine hits both alike; the server processes' CPU time per
 message (from /proc) is printed too, as it depends much less on such load than msg/s does.
+
+``VOICEGATE_BENCH_CPROFILE=FILE`` runs the gateway process under cProfile and writes its stats
+to FILE at exit (read them with ``pstats``; the profiler roughly doubles the gateway's CPU time).
 """
 
 from __future__ import annotations
@@ -265,7 +268,9 @@ class Server:
         self.name = name
         self.port = free_port()
         self.folder = tempfile.mkdtemp(prefix="voicegate-bench-")
-        command = [sys.executable, __file__, "--serve", name, "--port", str(self.port), "--folder", self.folder,
+        profile_to = os.environ.get("VOICEGATE_BENCH_CPROFILE") if name == "gateway" else None
+        profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+        command = [sys.executable, *profiler, __file__, "--serve", name, "--port", str(self.port), "--folder", self.folder,
                    "--bot", args.bot]
         self.process = subprocess.Popen(command, cwd=REPO)
         self.base = f"http://127.0.0.1:{self.port}"

@@ -227,3 +227,36 @@ def test_batched_timestamp_binding_reuses_only_the_same_value():
     values = [first, first, first + timedelta(microseconds=1), datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc), None]
     assert [cached(v) for v in values] == [plain(v) for v in values]
     assert cached(values[2]) != cached(first)
+
+
+async def test_write_sets_reaching_commit_a_few_loop_passes_apart_share_one_transaction(database_section):
+    """Concurrent turns reach ``commit`` at different event-loop passes; the committer waits until the
+    loop is quiet, so they share one transaction, and every one of them is stored."""
+    from datetime import datetime, timezone
+
+    from gateway.db.migrate import upgrade_async
+
+    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    try:
+        await upgrade_async(db)
+        store = Store(db)
+        now = datetime.now(timezone.utc)
+
+        async def turn(n: int) -> None:
+            for _ in range(n % 3):  # as handlers do: some awaits before their commit
+                await asyncio.sleep(0)
+            ws = WriteSet()
+            ws.customers.append({"id": f"gather-{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
+            await store.commit(ws)
+
+        await asyncio.gather(*(turn(n) for n in range(30)))
+        assert (store.committer.write_sets, store.committer.batches) == (30, 1)
+        await turn(30)  # alone: committed after a few quiet passes, not held back
+        assert (store.committer.write_sets, store.committer.batches) == (31, 2)
+        async with db.engine.connect() as conn:
+            from sqlalchemy import text
+
+            stored = (await conn.execute(text("SELECT count(*) FROM customers WHERE id LIKE 'gather-%'"))).scalar()
+        assert stored == 31
+    finally:
+        await db.close()
