@@ -13,7 +13,6 @@ PostgreSQL's defaults (``synchronous_commit=on``) fsync at every commit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway import json_codec
 from gateway.db.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, WalCheckpointer
 from gateway.errors import GatewayError
 
@@ -39,13 +39,8 @@ class DatabaseError(GatewayError):
     """The database URL is unusable or the database cannot be reached."""
 
 
-# Compact JSON: message bodies and contexts are written on every turn. One encoder for all:
-# json.dumps() with any non-default option builds a new JSONEncoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+# Compact JSON (message bodies and contexts are written on every turn): see gateway.json_codec.
+_dumps = json_codec.dumps
 
 
 def normalise_url(url: str | URL) -> URL:

@@ -13,7 +13,7 @@ from gateway.components import ChannelCapabilities, GatewayContext
 from gateway.db.outbox import OutboxStore
 from gateway.downloads import DownloadTooLarge, read_limited
 from gateway.errors import InboundRejected
-from gateway.http_errors import error_response
+from gateway.http_errors import error_response, json_response
 from gateway.messages import OutboundMessage
 from gateway.wakeups import Wakeups
 
@@ -83,7 +83,7 @@ class RestChannel:
             log.exception("REST message %r from %r failed in the pipeline", message.message_id, message.sender)
             return error_response(500, "the gateway could not process the message",
                                   "Retry with the same message_id: a message already stored is answered once")
-        return web.json_response(reply_json(replies))
+        return json_response(reply_json(replies))
 
     async def get_outbox(self, request: web.Request) -> web.Response:
         sender = request.match_info["sender"]
@@ -98,7 +98,7 @@ class RestChannel:
         items = await self.outbox.take(sender, after=after, wait_s=wait)
         messages = [{"seq": item.seq, **message_json(item.message)} for item in items]
         cursor = items[-1].seq if items else after
-        return web.json_response({"messages": messages, "cursor": cursor})
+        return json_response({"messages": messages, "cursor": cursor})
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from gateway import json_codec
 from gateway.messages import Attachment, AttachmentKind, InboundMessage, OutboundMessage
 
 _FIELDS = ("sender", "message_id", "text", "button", "attachments")
@@ -46,10 +46,10 @@ class RequestProblem(Exception):
 def parse_message(raw: bytes, channel: str, limits: Limits) -> InboundMessage:
     """The :class:`InboundMessage` in ``raw`` (the request body), or :class:`RequestProblem`."""
     try:
-        data = json.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259): no guessing
+        data = json_codec.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259): no guessing
     except UnicodeDecodeError:
         raise RequestProblem(400, "the body is not UTF-8 text", "Send the JSON encoded as UTF-8") from None
-    except json.JSONDecodeError as exc:
+    except json_codec.JSONDecodeError as exc:
         raise RequestProblem(
             400, f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
             "Send one JSON object, e.g. {\"sender\": \"alice\", \"message_id\": \"m-1\", \"text\": \"hi\"}",
