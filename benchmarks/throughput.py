@@ -269,7 +269,7 @@ class Server:
         self.port = free_port()
         self.folder = tempfile.mkdtemp(prefix="voicegate-bench-")
         profile_to = os.environ.get("VOICEGATE_BENCH_CPROFILE") if name == "gateway" else None
-        profiler = ["-m", "cProfile", "-o", profile_to] if profile_to else []
+        profiler = ["-m", "cProfile", "-o", os.path.abspath(profile_to)] if profile_to else []  # the child runs in REPO
         command = [sys.executable, *profiler, __file__, "--serve", name, "--port", str(self.port), "--folder", self.folder,
                    "--bot", args.bot]
         self.process = subprocess.Popen(command, cwd=REPO)

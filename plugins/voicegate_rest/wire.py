@@ -46,13 +46,18 @@ class RequestProblem(Exception):
 def parse_message(raw: bytes, channel: str, limits: Limits) -> InboundMessage:
     """The :class:`InboundMessage` in ``raw`` (the request body), or :class:`RequestProblem`."""
     try:
-        data = json_codec.loads(raw.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259): no guessing
+        data = json_codec.loads(raw.decode("utf-8"), strict=True)  # JSON on the wire is UTF-8 (RFC 8259): no guessing
     except UnicodeDecodeError:
         raise RequestProblem(400, "the body is not UTF-8 text", "Send the JSON encoded as UTF-8") from None
     except json_codec.JSONDecodeError as exc:
         raise RequestProblem(
             400, f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
             "Send one JSON object, e.g. {\"sender\": \"alice\", \"message_id\": \"m-1\", \"text\": \"hi\"}",
+        ) from None
+    except json_codec.UnsupportedJSON as exc:
+        raise RequestProblem(
+            400, f"the body is JSON the gateway cannot store ({exc})",
+            "Escape only whole characters (no lone \\ud800-\\udfff surrogates), keep numbers and nesting small",
         ) from None
     if not isinstance(data, dict):
         raise RequestProblem(400, f"the body must be a JSON object, found {_json_type(data)}",

@@ -29,11 +29,18 @@ def test_bad_input_reports_what_the_standard_library_reports(text, message, colu
     assert (caught.value.msg, caught.value.lineno, caught.value.colno) == (message, 1, column)
 
 
-def test_what_the_standard_library_accepts_still_parses():
+def test_what_the_standard_library_accepts_still_parses_unless_strict():
     assert json_codec.loads('"\\ud800"') == "\ud800"  # a lone surrogate: pydantic refuses, json accepts
     assert json_codec.loads("NaN") != json_codec.loads("NaN")
+    for refused in ['"\\ud800"', "[" * 300 + "]" * 300]:  # no UTF-8 for it; deeper than 200 levels
+        with pytest.raises(json_codec.UnsupportedJSON):
+            json_codec.loads(refused, strict=True)
+    with pytest.raises(json_codec.UnsupportedJSON, match="number out of range"):  # over Python's int digit limit
+        json_codec.loads("1" + "0" * 5000)
 
 
-def test_objects_without_a_json_form_still_raise():
-    with pytest.raises(Exception, match="Unable to serialize|not JSON serializable"):
+def test_objects_without_a_json_form_raise_pydantics_serialization_error():
+    from pydantic_core import PydanticSerializationError
+
+    with pytest.raises(PydanticSerializationError, match="Unable to serialize"):
         json_codec.dumps({"x": object()})

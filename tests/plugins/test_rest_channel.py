@@ -11,7 +11,7 @@ from gateway.messages import OutboundMessage
 
 
 async def error_of(response) -> dict:
-    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
     data = await response.json()
     assert set(data) == {"error", "hint"} and data["error"] and data["hint"]
     return data
@@ -20,7 +20,9 @@ async def error_of(response) -> dict:
 async def test_conversation_with_buttons(demo_settings, gateway_client) -> None:
     client = await gateway_client(demo_settings())
     bob = RestDriver(client, sender="bob")
-    replies = await bob.say("Hello")
+    response = await bob.post({"sender": "bob", "message_id": "m-hello", "text": "Hello"})
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    replies = (await response.json())["replies"]
     assert replies == [{"text": "Hi Bob! How can I help?", "buttons": [
         {"title": "Opening hours", "payload": "hours"},
         {"title": "My balance", "payload": "balance"},
@@ -60,6 +62,10 @@ async def test_bad_requests_get_json_errors_and_store_nothing(demo_settings, gat
     assert response.status == 401 and "missing" in (await error_of(response))["error"]
     response = await driver.post(raw=b'{"sender": "bob", ')
     assert response.status == 400 and "not valid JSON" in (await error_of(response))["error"]
+    for unstorable in [b'{"sender": "bob", "message_id": "m-s", "text": "\\ud800"}',  # a lone surrogate: no UTF-8
+                       b'{"sender": "bob", "message_id": "m-n", "text": "hi", "attachments": ' + b"[" * 300 + b"]" * 300 + b"}"]:
+        response = await driver.post(raw=unstorable)
+        assert response.status == 400 and "JSON the gateway cannot store" in (await error_of(response))["error"]
     response = await driver.post({"sender": "bob", "text": "hi"})
     assert response.status == 400 and "'message_id' is missing" in (await error_of(response))["error"]
     bad_audio = {**good, "text": None, "attachments": [{"type": "audio", "mime": "audio/ogg", "data_base64": "%%%"}]}

