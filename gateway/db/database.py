@@ -39,10 +39,6 @@ class DatabaseError(GatewayError):
     """The database URL is unusable or the database cannot be reached."""
 
 
-# Compact JSON (message bodies and contexts are written on every turn): see gateway.json_codec.
-_dumps = json_codec.dumps
-
-
 def normalise_url(url: str | URL) -> URL:
     """Accept ``sqlite:///`` and ``postgresql://`` too, mapping them to the async drivers."""
     parsed = make_url(url) if isinstance(url, str) else url
@@ -110,7 +106,7 @@ class Database:
         :class:`DatabaseError` naming the URL (without password) when the server is unreachable.
         """
         parsed = normalise_url(url)
-        options: dict[str, Any] = {"echo": echo, "json_serializer": _dumps}
+        options: dict[str, Any] = {"echo": echo, "json_serializer": json_codec.dumps}  # compact JSON, written every turn
         if parsed.drivername.startswith("sqlite"):
             if schema:
                 raise DatabaseError("'schema' is a PostgreSQL option; SQLite has one schema per file")
@@ -130,7 +126,7 @@ class Database:
         if parsed.drivername.startswith("sqlite"):
             _install_sqlite_pragmas(engine.sync_engine, sqlite_synchronous, busy_timeout_ms)
             writer = create_engine(
-                parsed.set(drivername="sqlite+pysqlite"), echo=echo, json_serializer=_dumps,
+                parsed.set(drivername="sqlite+pysqlite"), echo=echo, json_serializer=json_codec.dumps,
                 pool_size=1, max_overflow=0, connect_args={"check_same_thread": False},
             )
             _install_sqlite_pragmas(writer, sqlite_synchronous, busy_timeout_ms)
