@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
-
-from gateway.signing import hmac_sha256_hex
+from gateway.signing import sha256_header, sha256_header_problem
 
 HEADER = "X-Hub-Signature-256"
-_PREFIX = "sha256="
 
 
 def sign(body: bytes, app_secret: str) -> str:
     """The header value Meta sends for ``body`` (used by tests and tools)."""
-    return _PREFIX + hmac_sha256_hex(app_secret, body)
+    return sha256_header(app_secret, body)
 
 
 def signature_problem(header: str | None, body: bytes, app_secret: str) -> str | None:
     """``None`` if ``header`` signs ``body`` with ``app_secret``, else what is wrong (constant-time check)."""
-    if not header:
-        return f"the {HEADER} header is missing"
-    if not header.startswith(_PREFIX):
-        return f"the {HEADER} header must look like 'sha256=<hex>'"
-    expected = sign(body, app_secret).encode("ascii")
-    if not hmac.compare_digest(expected, header.strip().lower().encode("ascii", "replace")):
-        return f"the {HEADER} signature does not match the body"
-    return None
+    return sha256_header_problem(HEADER, header, body, app_secret)
