@@ -178,7 +178,15 @@ conversations = Table(
         postgresql_where=text("state != 'closed'"),
     ),
     Index("ix_conversations_customer_created", "customer_id", "created_at"),
-    Index("ix_conversations_state_updated", "state", "updated_at"),
+    # Only the agent desk asks by state (with_agent, least recently updated first); indexing every
+    # conversation cost each turn an index delete and insert, since updated_at changes each time.
+    Index(
+        "ix_conversations_state_updated",
+        "state",
+        "updated_at",
+        sqlite_where=text("state = 'with_agent'"),
+        postgresql_where=text("state = 'with_agent'"),
+    ),
 )
 
 messages = Table(
@@ -204,7 +212,13 @@ messages = Table(
         postgresql_where=text("direction = 'in'"),
     ),
     Index("ix_messages_conversation", "conversation_id", "id"),
-    Index("ix_messages_in_reply_to", "in_reply_to"),
+    # Looked up by a message id only (replies to an inbound message; the cascade): inbound rows have none.
+    Index(
+        "ix_messages_in_reply_to",
+        "in_reply_to",
+        sqlite_where=text("in_reply_to IS NOT NULL"),
+        postgresql_where=text("in_reply_to IS NOT NULL"),
+    ),
 )
 
 events = Table(

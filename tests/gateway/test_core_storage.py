@@ -260,3 +260,115 @@ async def test_write_sets_reaching_commit_a_few_loop_passes_apart_share_one_tran
         assert stored == 31
     finally:
         await db.close()
+
+
+async def test_migrated_schema_matches_the_models_partial_indexes_included(database_section):
+    """``db upgrade`` builds what ``gateway.db.models`` declares; the two indexes most rows never need are partial."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import text
+
+    from gateway.db.migrate import upgrade_async
+    from gateway.db.models import metadata
+
+    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    try:
+        await upgrade_async(db)
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={"include_object": _own_tables}), metadata)
+            )
+            if db.engine.dialect.name == "sqlite":
+                query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            else:
+                query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+            definitions = {name: _plain(sql) for name, sql in (await conn.execute(text(query))).all()}
+        assert diff == []
+        assert "WHERE state = 'with_agent'" in definitions["ix_conversations_state_updated"]
+        assert "WHERE in_reply_to IS NOT NULL" in definitions["ix_messages_in_reply_to"]
+    finally:
+        await db.close()
+
+
+def _plain(sql: str) -> str:
+    # PostgreSQL prints "WHERE ((state)::text = 'with_agent'::text)"; SQLite keeps the text as written.
+    return sql.replace("::text", "").replace("(", "").replace(")", "")
+
+
+def _own_tables(obj, name, type_, reflected, compare_to) -> bool:
+    # The core's tables of migrations 0001 and 0003 (the outbox, 0002, and the plugins' tables have tests of their own).
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return table in TABLES - {VERSION_TABLE}
+
+
+async def test_sqlite_reads_by_state_and_reply_through_the_partial_indexes(tmp_path):
+    """The desk's queue (``state = 'with_agent'``) and the replies to an inbound message still use an index."""
+    from sqlalchemy import select, text
+
+    from gateway.db.migrate import upgrade_async
+    from gateway.db.models import conversations, messages
+
+    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    try:
+        await upgrade_async(db)
+        queue = (select(conversations.c.id).where(conversations.c.state == "with_agent")
+                 .order_by(conversations.c.updated_at).limit(10))
+        replies = select(messages.c.id).where(messages.c.in_reply_to == "x", messages.c.direction == "out")
+        plans = []
+        async with db.engine.connect() as conn:
+            for query in (queue, replies):
+                sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+                plans.append(" ".join(row[-1] for row in (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()))
+        assert "USING INDEX ix_conversations_state_updated" in plans[0] and "TEMP B-TREE" not in plans[0]
+        assert "USING INDEX ix_messages_in_reply_to" in plans[1]
+    finally:
+        await db.close()
+
+
+async def test_an_update_that_keeps_the_state_leaves_the_state_column_alone(database_section):
+    """A turn that keeps the state does not write ``state`` (cheaper on SQLite); one that changes it does, fenced
+    the same way."""
+    from datetime import datetime, timezone
+
+    from gateway.db.migrate import upgrade_async
+    from gateway.db.store import ConversationRow
+
+    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    try:
+        await upgrade_async(db)
+        store = Store(db)
+        now = datetime.now(timezone.utc)
+        ws = WriteSet()
+        ws.customers.append({"id": "keep-cu", "profile": None, "profile_fetched_at": None, "created_at": now})
+        row = ConversationRow(
+            id="keep-co", customer_id="keep-cu", channel="c", sender="s", state=ConversationState.WITH_BOT,
+            context={}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
+            created_at=now, updated_at=now, is_new=True,
+        )
+        ws.add_conversation(row, now)
+        await store.commit(ws)
+
+        loaded = await store.conversation("keep-co")
+        assert loaded.stored_state is ConversationState.WITH_BOT
+        same = WriteSet()
+        loaded.context = {"turn": 2}
+        same.add_conversation(loaded, now)
+        assert same.conversation_updates == [] and "state" not in same.conversation_updates_same_state[0]
+        await store.commit(same)
+
+        changed = WriteSet()
+        loaded.state = ConversationState.WITH_AGENT
+        changed.add_conversation(loaded, now)
+        assert changed.conversation_updates_same_state == [] and changed.conversation_updates[0]["state"] == "with_agent"
+        await store.commit(changed)
+        stored = await store.conversation("keep-co")
+        assert (stored.state, stored.context, stored.version) == (ConversationState.WITH_AGENT, {"turn": 2}, 3)
+
+        stale = WriteSet()
+        row.context = {"stale": True}  # still version 1 in this copy
+        stale.add_conversation(row, now)
+        assert stale.conversation_updates_same_state  # stored_state is with_bot in this copy
+        with pytest.raises(StaleConversation):
+            await store.commit(stale)
+    finally:
+        await db.close()
