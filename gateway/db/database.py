@@ -237,4 +237,7 @@ def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: i
         cursor.execute("PRAGMA foreign_keys=ON")
         # Checkpoints run in the background (gateway.db.sqlite_checkpoint), not inside a commit.
         cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        # Temporary tables in memory: the group commit's UPDATE ... FROM (VALUES ...) materialises its
+        # rows, and with file temp storage each such statement created and unlinked a file in /var/tmp.
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()

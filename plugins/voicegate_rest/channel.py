@@ -76,7 +76,7 @@ class RestChannel:
         except RequestProblem as exc:
             return _error(exc)
         try:
-            replies = await self._context.inbox.receive(message)
+            replies = (await self._context.inbox.receive_turn(message)).replies  # one coroutine layer fewer than receive()
         except InboundRejected as exc:
             return error_response(exc.status, str(exc), "Fix the request as the error says and resend it")
         except Exception:  # noqa: BLE001 - the integrator gets a retryable answer, the log the details

@@ -111,3 +111,16 @@ async def test_a_cancelled_deferred_commit_keeps_the_connection_until_it_ends_an
         assert threads == ["voicegate-sqlite-writer_0"] and await count(db) == 2502
     finally:
         await db.close()
+
+
+async def test_temporary_tables_stay_in_memory_on_every_connection(tmp_path):
+    """The group commit's ``UPDATE ... FROM (VALUES ...)`` materialises its rows in a temporary table; with
+    SQLite's default file storage each one created, wrote and unlinked a file in /var/tmp."""
+    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'temp.db'}")
+    try:
+        with db.sqlite_writer.connect() as conn:  # type: ignore[union-attr]
+            assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+        async with db.engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA temp_store")).scalar() == 2
+    finally:
+        await db.close()
