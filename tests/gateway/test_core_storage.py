@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import AsyncIterator
 
 import gw_plugins as gp
 import pytest
+import pytest_asyncio
 from sqlalchemy import inspect as sa_inspect
 
 from gateway.cli import main
@@ -25,6 +27,19 @@ def database_section(request, tmp_path) -> dict:
         return {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"}
     schema = request.getfixturevalue("pg_schema")
     return {"url": request.getfixturevalue("pg_url"), "schema": schema}
+
+
+@pytest_asyncio.fixture
+async def migrated_db(database_section) -> AsyncIterator[Database]:
+    """The database of ``database_section`` at the head revision, closed afterwards."""
+    from gateway.db.migrate import upgrade_async
+
+    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    try:
+        await upgrade_async(db)
+        yield db
+    finally:
+        await db.close()
 
 
 def test_db_upgrade_command_creates_the_schema(database_section, capsys):
@@ -159,56 +174,51 @@ async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path
     assert stored["fast-b"][-1] == "2026-01-02 02:04:05.000000"
 
 
-async def test_large_write_sets_and_a_stale_row_in_a_batch(database_section, tmp_path):
+async def test_large_write_sets_and_a_stale_row_in_a_batch(migrated_db, tmp_path):
     """Hundreds of rows go in at once; one stale conversation in a batch rolls the whole transaction back."""
     from datetime import datetime, timezone
 
-    from gateway.db.migrate import upgrade_async
     from gateway.db.models import new_id
     from gateway.db.store import ConversationRow, message_row
 
-    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
-    try:
-        await upgrade_async(db)
-        store = Store(db)
-        now = datetime.now(timezone.utc)
-        ws = WriteSet()
-        rows = []
-        for n in range(3):
-            ws.customers.append({"id": f"cu{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
-            row = ConversationRow(
-                id=f"co{n}", customer_id=f"cu{n}", channel="c", sender=f"s{n}", state=ConversationState.WITH_BOT,
-                context={"n": n}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
-                created_at=now, updated_at=now, is_new=True,
-            )
-            ws.add_conversation(row, now)
-            rows.append(row)
-        for i in range(450):
-            ws.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
-                                           body={"text": f"m{i}"}, at=now))
-        await store.commit(ws)
-        assert await store.count_messages("co0") == 450
+    db = migrated_db
+    store = Store(db)
+    now = datetime.now(timezone.utc)
+    ws = WriteSet()
+    rows = []
+    for n in range(3):
+        ws.customers.append({"id": f"cu{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
+        row = ConversationRow(
+            id=f"co{n}", customer_id=f"cu{n}", channel="c", sender=f"s{n}", state=ConversationState.WITH_BOT,
+            context={"n": n}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
+            created_at=now, updated_at=now, is_new=True,
+        )
+        ws.add_conversation(row, now)
+        rows.append(row)
+    for i in range(450):
+        ws.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
+                                       body={"text": f"m{i}"}, at=now))
+    await store.commit(ws)
+    assert await store.count_messages("co0") == 450
 
-        stale = await store.conversation("co2")
-        update = WriteSet()
-        for row in rows:
-            row.context = {"n": "updated"}
-            update.add_conversation(row, now)
-        await store.commit(update)
-        assert [(await store.conversation(f"co{n}")).context for n in range(3)] == [{"n": "updated"}] * 3
+    stale = await store.conversation("co2")
+    update = WriteSet()
+    for row in rows:
+        row.context = {"n": "updated"}
+        update.add_conversation(row, now)
+    await store.commit(update)
+    assert [(await store.conversation(f"co{n}")).context for n in range(3)] == [{"n": "updated"}] * 3
 
-        again = WriteSet()
-        rows[0].context = {"n": "second"}
-        again.add_conversation(rows[0], now)
-        again.add_conversation(stale, now)  # read before the update above: version 1, stored is 2
-        again.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
-                                          body={"text": "lost"}, at=now))
-        with pytest.raises(StaleConversation):
-            await store.commit(again)
-        assert (await store.conversation("co0")).context == {"n": "updated"}
-        assert await store.count_messages("co0") == 450
-    finally:
-        await db.close()
+    again = WriteSet()
+    rows[0].context = {"n": "second"}
+    again.add_conversation(rows[0], now)
+    again.add_conversation(stale, now)  # read before the update above: version 1, stored is 2
+    again.messages.append(message_row(message_id=new_id(), conversation_id="co0", direction="out", channel="c",
+                                      body={"text": "lost"}, at=now))
+    with pytest.raises(StaleConversation):
+        await store.commit(again)
+    assert (await store.conversation("co0")).context == {"n": "updated"}
+    assert await store.count_messages("co0") == 450
 
 
 def test_batched_timestamp_binding_reuses_only_the_same_value():
@@ -229,65 +239,54 @@ def test_batched_timestamp_binding_reuses_only_the_same_value():
     assert cached(values[2]) != cached(first)
 
 
-async def test_write_sets_reaching_commit_a_few_loop_passes_apart_share_one_transaction(database_section):
+async def test_write_sets_reaching_commit_a_few_loop_passes_apart_share_one_transaction(migrated_db):
     """Concurrent turns reach ``commit`` at different event-loop passes; the committer waits until the
     loop is quiet, so they share one transaction, and every one of them is stored."""
     from datetime import datetime, timezone
 
-    from gateway.db.migrate import upgrade_async
+    db = migrated_db
+    store = Store(db)
+    now = datetime.now(timezone.utc)
 
-    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
-    try:
-        await upgrade_async(db)
-        store = Store(db)
-        now = datetime.now(timezone.utc)
+    async def turn(n: int) -> None:
+        for _ in range(n % 3):  # as handlers do: some awaits before their commit
+            await asyncio.sleep(0)
+        ws = WriteSet()
+        ws.customers.append({"id": f"gather-{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
+        await store.commit(ws)
 
-        async def turn(n: int) -> None:
-            for _ in range(n % 3):  # as handlers do: some awaits before their commit
-                await asyncio.sleep(0)
-            ws = WriteSet()
-            ws.customers.append({"id": f"gather-{n}", "profile": None, "profile_fetched_at": None, "created_at": now})
-            await store.commit(ws)
+    await asyncio.gather(*(turn(n) for n in range(30)))
+    assert (store.committer.write_sets, store.committer.batches) == (30, 1)
+    await turn(30)  # alone: committed after a few quiet passes, not held back
+    assert (store.committer.write_sets, store.committer.batches) == (31, 2)
+    async with db.engine.connect() as conn:
+        from sqlalchemy import text
 
-        await asyncio.gather(*(turn(n) for n in range(30)))
-        assert (store.committer.write_sets, store.committer.batches) == (30, 1)
-        await turn(30)  # alone: committed after a few quiet passes, not held back
-        assert (store.committer.write_sets, store.committer.batches) == (31, 2)
-        async with db.engine.connect() as conn:
-            from sqlalchemy import text
-
-            stored = (await conn.execute(text("SELECT count(*) FROM customers WHERE id LIKE 'gather-%'"))).scalar()
-        assert stored == 31
-    finally:
-        await db.close()
+        stored = (await conn.execute(text("SELECT count(*) FROM customers WHERE id LIKE 'gather-%'"))).scalar()
+    assert stored == 31
 
 
-async def test_migrated_schema_matches_the_models_partial_indexes_included(database_section):
+async def test_migrated_schema_matches_the_models_partial_indexes_included(migrated_db):
     """``db upgrade`` builds what ``gateway.db.models`` declares; the two indexes most rows never need are partial."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import text
 
-    from gateway.db.migrate import upgrade_async
     from gateway.db.models import metadata
 
-    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
-    try:
-        await upgrade_async(db)
-        async with db.engine.connect() as conn:
-            diff = await conn.run_sync(
-                lambda c: compare_metadata(MigrationContext.configure(c, opts={"include_object": _own_tables}), metadata)
-            )
-            if db.engine.dialect.name == "sqlite":
-                query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            else:
-                query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
-            definitions = {name: _plain(sql) for name, sql in (await conn.execute(text(query))).all()}
-        assert diff == []
-        assert "WHERE state = 'with_agent'" in definitions["ix_conversations_state_updated"]
-        assert "WHERE in_reply_to IS NOT NULL" in definitions["ix_messages_in_reply_to"]
-    finally:
-        await db.close()
+    db = migrated_db
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(MigrationContext.configure(c, opts={"include_object": _own_tables}), metadata)
+        )
+        if db.engine.dialect.name == "sqlite":
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        else:
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        definitions = {name: _plain(sql) for name, sql in (await conn.execute(text(query))).all()}
+    assert diff == []
+    assert "WHERE state = 'with_agent'" in definitions["ix_conversations_state_updated"]
+    assert "WHERE in_reply_to IS NOT NULL" in definitions["ix_messages_in_reply_to"]
 
 
 def _plain(sql: str) -> str:
@@ -325,50 +324,45 @@ async def test_sqlite_reads_by_state_and_reply_through_the_partial_indexes(tmp_p
         await db.close()
 
 
-async def test_an_update_that_keeps_the_state_leaves_the_state_column_alone(database_section):
+async def test_an_update_that_keeps_the_state_leaves_the_state_column_alone(migrated_db):
     """A turn that keeps the state does not write ``state`` (cheaper on SQLite); one that changes it does, fenced
     the same way."""
     from datetime import datetime, timezone
 
-    from gateway.db.migrate import upgrade_async
     from gateway.db.store import ConversationRow
 
-    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
-    try:
-        await upgrade_async(db)
-        store = Store(db)
-        now = datetime.now(timezone.utc)
-        ws = WriteSet()
-        ws.customers.append({"id": "keep-cu", "profile": None, "profile_fetched_at": None, "created_at": now})
-        row = ConversationRow(
-            id="keep-co", customer_id="keep-cu", channel="c", sender="s", state=ConversationState.WITH_BOT,
-            context={}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
-            created_at=now, updated_at=now, is_new=True,
-        )
-        ws.add_conversation(row, now)
-        await store.commit(ws)
+    db = migrated_db
+    store = Store(db)
+    now = datetime.now(timezone.utc)
+    ws = WriteSet()
+    ws.customers.append({"id": "keep-cu", "profile": None, "profile_fetched_at": None, "created_at": now})
+    row = ConversationRow(
+        id="keep-co", customer_id="keep-cu", channel="c", sender="s", state=ConversationState.WITH_BOT,
+        context={}, pending_intent=None, verified_until=None, assigned_agent=None, version=0,
+        created_at=now, updated_at=now, is_new=True,
+    )
+    ws.add_conversation(row, now)
+    await store.commit(ws)
 
-        loaded = await store.conversation("keep-co")
-        assert loaded.stored_state is ConversationState.WITH_BOT
-        same = WriteSet()
-        loaded.context = {"turn": 2}
-        same.add_conversation(loaded, now)
-        assert same.conversation_updates == [] and "state" not in same.conversation_updates_same_state[0]
-        await store.commit(same)
+    loaded = await store.conversation("keep-co")
+    assert loaded.stored_state is ConversationState.WITH_BOT
+    same = WriteSet()
+    loaded.context = {"turn": 2}
+    same.add_conversation(loaded, now)
+    assert same.conversation_updates == [] and "state" not in same.conversation_updates_same_state[0]
+    await store.commit(same)
 
-        changed = WriteSet()
-        loaded.state = ConversationState.WITH_AGENT
-        changed.add_conversation(loaded, now)
-        assert changed.conversation_updates_same_state == [] and changed.conversation_updates[0]["state"] == "with_agent"
-        await store.commit(changed)
-        stored = await store.conversation("keep-co")
-        assert (stored.state, stored.context, stored.version) == (ConversationState.WITH_AGENT, {"turn": 2}, 3)
+    changed = WriteSet()
+    loaded.state = ConversationState.WITH_AGENT
+    changed.add_conversation(loaded, now)
+    assert changed.conversation_updates_same_state == [] and changed.conversation_updates[0]["state"] == "with_agent"
+    await store.commit(changed)
+    stored = await store.conversation("keep-co")
+    assert (stored.state, stored.context, stored.version) == (ConversationState.WITH_AGENT, {"turn": 2}, 3)
 
-        stale = WriteSet()
-        row.context = {"stale": True}  # still version 1 in this copy
-        stale.add_conversation(row, now)
-        assert stale.conversation_updates_same_state  # stored_state is with_bot in this copy
-        with pytest.raises(StaleConversation):
-            await store.commit(stale)
-    finally:
-        await db.close()
+    stale = WriteSet()
+    row.context = {"stale": True}  # still version 1 in this copy
+    stale.add_conversation(row, now)
+    assert stale.conversation_updates_same_state  # stored_state is with_bot in this copy
+    with pytest.raises(StaleConversation):
+        await store.commit(stale)
