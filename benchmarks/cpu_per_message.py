@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/cpu_per_message.py [--messages 4000] [--rounds 3]
 
 `throughput.py` measures rates across processes, and on a shared machine its figures move with whatever else
-runs (the bare server's own CPU per message varied 2.5x in one session). This benchmark answers a narrower,
+runs (the bare server's own CPU per message varied nearly 2x in one session). This benchmark answers a narrower,
 steadier question for A/B comparisons of the gateway's code: how much CPU (process time, so time the process
 did not run is not counted) one message costs, HTTP included. Each round serves the gateway (SQLite WAL, the REST
 channel, the demo bot) and then the bare echo app on a local port, and drives each with the same 32 keep-alive
@@ -128,7 +128,7 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=4000)
-    parser.add_argument("--warm-up", type=int, default=2560, help="messages before measuring (reach every customer)")
+    parser.add_argument("--warm-up", type=int, default=2560, help="messages before measuring (nearly every one of the 500 customers seen)")
     parser.add_argument("--rounds", type=int, default=3)
     asyncio.run(main_async(parser.parse_args()))
 

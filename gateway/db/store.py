@@ -121,7 +121,8 @@ class WriteSet:
 
         An update that keeps the state leaves the ``state`` column out: on SQLite, a column in the
         SET list rewrites every index that names it (the open-conversation uniqueness index),
-        even when the value is the same, which cost ~5 % of a turn's database time.
+        even when the value is the same: ~10 % of a turn's SQLite time (146 → 131 µs with plain ``sqlite3``,
+        docs/performance.md).
         """
         values = {
             "channel": row.channel,
