@@ -1,6 +1,6 @@
 """CPU time per message of the gateway against a bare aiohttp JSON echo app, both served in this one process.
 
-    .venv/bin/python benchmarks/cpu_per_message.py [--messages 4000] [--rounds 3]
+    .venv/bin/python benchmarks/cpu_per_message.py [--messages 4000] [--rounds 3] [--bot demo|echo]
 
 `throughput.py` measures rates across processes, and on a shared machine its figures move with whatever else
 runs (the bare server's own CPU per message varied nearly 2x in one session). This benchmark answers a narrower,
@@ -31,13 +31,15 @@ from aiohttp import web
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from throughput import _EchoBotPlugin  # noqa: E402
 SECRET = "benchmark-secret"
 TEXTS = ["hello", "what are your opening hours?", "ciao, a che ora aprite?", "thanks"]
 CLIENTS = 32
 CUSTOMERS = 500
 
 
-def gateway_app(folder: str) -> web.Application:
+def gateway_app(folder: str, bot: str = "demo") -> web.Application:
     from gateway.app import create_app
     from gateway.serving import tune_for_serving
     from gateway.settings import GatewaySettings
@@ -46,13 +48,14 @@ def gateway_app(folder: str) -> web.Application:
         {
             "server": {"host": "127.0.0.1", "port": 0},
             "database": {"url": f"sqlite+aiosqlite:///{folder}/bench.db"},
-            "plugins": ["rest", "demo_bot"],
+            "plugins": ["rest", "demo_bot"] if bot == "demo" else ["rest"],
             "channels": {"rest": {"secret": SECRET}},
-            "bots": [{"use": "demo", "settings": {"flows": str(REPO / "config" / "flows.yaml")}}],
+            "bots": ([{"use": "demo", "settings": {"flows": str(REPO / "config" / "flows.yaml")}}] if bot == "demo"
+                     else [{"use": "echo"}]),
             "data_dir": f"{folder}/data",
         }
     ).with_source(config_path=None, config_dir=str(REPO / "config"))
-    app = create_app(settings)
+    app = create_app(settings, extra_plugins=[] if bot == "demo" else [_EchoBotPlugin()])
     tune_for_serving(app)
     return app
 
@@ -115,7 +118,7 @@ async def main_async(args: argparse.Namespace) -> None:
     gateway, bare = [], []
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="voicegate-cpu-") as folder:
-            gateway.append(await measure(gateway_app(folder), args.messages, args.warm_up, ids))
+            gateway.append(await measure(gateway_app(folder, args.bot), args.messages, args.warm_up, ids))
         bare.append(await measure(bare_app(), args.messages, args.warm_up, ids))
     g, b = statistics.median(gateway), statistics.median(bare)
     print(f"CPU per message, server and clients in one process, {args.rounds} rounds of {args.messages} at "
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--warm-up", type=int, default=2560, help="messages before measuring (nearly every one of the 500 customers seen)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bot", choices=["demo", "echo"], default="demo",
+                        help="the gateway's bot (echo: the core without the demo bot's work, as in throughput.py)")
     asyncio.run(main_async(parser.parse_args()))
 
 
