@@ -26,6 +26,7 @@ class DemoBot:
         self.answer_unmatched = answer_unmatched
         self._languages = frozenset(flows.languages)  # a computed property: not on every message
         self._buttons: dict[tuple[tuple[str, ...], str], tuple[Button, ...]] = {}  # static per reply and language
+        self._shows_balance = frozenset(i.name for i in flows.intents if "{balance}" in _any_text(i.reply))
 
     async def handle(self, turn: BotTurn) -> BotReply | None:
         message = turn.message
@@ -76,7 +77,7 @@ class DemoBot:
             return BotReply(intent=recognised, context=context)
         variables = {"name": _first_name(turn.customer.profile.display_name)}
         reply = intent.reply
-        if "{balance}" in _any_text(intent.reply):
+        if intent.name in self._shows_balance:
             amount = _euros(turn.customer.profile.attributes.get("balance_eur"), language)
             if amount is None:
                 reply = intent.missing or self.flows.fallback

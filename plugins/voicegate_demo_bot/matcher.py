@@ -7,11 +7,11 @@ intent's score is its best phrase; the best intent wins if it reaches ``min_scor
 going to the higher ``priority`` and then to the earlier intent in the file.
 
 Words match as :func:`voicegate_demo_bot.text.same_word` says (equal, or sharing a stem).
-The phrases' stems are computed once, and each message becomes two sets (its words and its
-stems), so matching costs a set look-up per phrase word rather than a comparison with every
-word of the message; an index from words and stems to phrases limits the scoring to the
-phrases that share a word with the message (the others score 0, below any ``min_score``).
-This runs on every message.
+The phrases' stems are computed once, and an index maps each word and each stem to the
+phrases holding it, with the positions it fills as bits. A message looks up its distinct words
+and stems and ORs their bits per phrase; the number of bits set is how many of the phrase's
+words it has. Only phrases sharing a word with the message are scored (the others score 0,
+below any ``min_score``). This runs on every message.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voicegate_demo_bot.flows import Flows, IntentFlow
-from voicegate_demo_bot.text import stem, tokens
+from voicegate_demo_bot.text import _STEM, stem, tokens
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,6 @@ class Matcher:
         self.flows = flows
         self._stopwords = {w for words in flows.stopwords.values() for t in words for w in tokens(t)}
         self._phrases: list[tuple[IntentFlow, list[_Phrase]]] = []
-        # word or stem -> (intent order, phrase) pairs that contain it
-        self._by_word: dict[str, list[tuple[int, _Phrase]]] = {}
-        self._by_stem: dict[str, list[tuple[int, _Phrase]]] = {}
         self._vocabulary: dict[str, set[str]] = {lang: set() for lang in flows.languages}
         for language, words in flows.stopwords.items():
             self._vocabulary[language].update(w for t in words for w in tokens(t))
@@ -58,16 +55,45 @@ class Matcher:
                         if content:
                             phrases.append(_Phrase(tuple((w, stem(w)) for w in content), exact))
             self._phrases.append((intent, phrases))
-            for phrase in phrases:
-                for word, word_stem in set(phrase.words):
-                    self._by_word.setdefault(word, []).append((len(self._phrases) - 1, phrase))
-                    if word_stem is not None:
-                        self._by_stem.setdefault(word_stem, []).append((len(self._phrases) - 1, phrase))
+        # Every phrase numbered, with its intent's order; and an index from each word and each stem to the phrases
+        # holding it, with the positions it fills as bits. A message ORs its words' bits per phrase, and the count
+        # of set bits is how many of the phrase's words it has: no loop over each phrase's words.
+        self._numbered: list[tuple[int, _Phrase]] = [
+            (order, phrase) for order, (_, phrases) in enumerate(self._phrases) for phrase in phrases]
+        self._word_bits: dict[str, list[tuple[int, int]]] = {}
+        self._stem_bits: dict[str, list[tuple[int, int]]] = {}
+        for number, (_, phrase) in enumerate(self._numbered):
+            for side, index in ((0, self._word_bits), (1, self._stem_bits)):
+                bits: dict[str, int] = {}
+                for position, pair in enumerate(phrase.words):
+                    if pair[side] is not None:
+                        bits[pair[side]] = bits.get(pair[side], 0) | 1 << position
+                for key, mask in bits.items():
+                    index.setdefault(key, []).append((number, mask))
         # Words of one language only: shared words (e.g. "no") say nothing about the language.
         self._own_words = {
             lang: vocab.difference(*(other for o, other in self._vocabulary.items() if o != lang))
             for lang, vocab in self._vocabulary.items()
         }
+        self._language_of_word = {w: lang for lang, own in self._own_words.items() for w in own}
+
+    def phrase_scores(self, words: list[str]) -> dict[int, float]:
+        """Phrase number -> score, for the phrases that share a word or a stem with ``words`` (the others score 0).
+
+        A keyword phrase scores 1.0 when all its words are found, else 0; an example the share found."""
+        found: dict[int, int] = {}  # phrase number -> positions found, as bits
+        stems = {s for s in map(stem, words) if s is not None}
+        for keys, index in ((set(words), self._word_bits), (stems, self._stem_bits)):
+            for key in keys:
+                for number, mask in index.get(key, ()):
+                    found[number] = found.get(number, 0) | mask
+        scores: dict[int, float] = {}
+        numbered = self._numbered
+        for number, mask in found.items():
+            phrase = numbered[number][1]
+            size, count = len(phrase.words), mask.bit_count()
+            scores[number] = (1.0 if count == size else 0.0) if phrase.exact else count / size
+        return scores
 
     def match(self, text: str, words: list[str] | None = None) -> Match | None:
         """The recognised intent of ``text``, or ``None`` below ``min_score``.
@@ -76,23 +102,16 @@ class Matcher:
         """
         if words is None:
             words = tokens(text)
-        exact = set(words)
-        stems = {s for s in map(stem, words) if s is not None}
-        candidates: dict[int, _Phrase] = {}  # id(phrase) -> phrase, with its intent's order below
-        orders: dict[int, int] = {}
-        for key, index in [(w, self._by_word) for w in exact] + [(s, self._by_stem) for s in stems]:
-            for order, phrase in index.get(key, ()):
-                candidates[id(phrase)], orders[id(phrase)] = phrase, order
-        scores: dict[int, float] = {}
-        for key, phrase in candidates.items():
-            order = orders[key]
-            score = _score(phrase, exact, stems)
-            if score > scores.get(order, 0.0):
-                scores[order] = score
+        best_by_intent: dict[int, float] = {}
+        numbered = self._numbered
+        for number, score in self.phrase_scores(words).items():
+            order = numbered[number][0]
+            if score > best_by_intent.get(order, 0.0):
+                best_by_intent[order] = score
         best: tuple[float, int, int] | None = None
         best_match: Match | None = None
-        for order in sorted(scores):
-            intent, score = self._phrases[order][0], scores[order]
+        for order in sorted(best_by_intent):
+            intent, score = self._phrases[order][0], best_by_intent[order]
             if score < self.flows.min_score:
                 continue
             rank = (score, intent.priority, -order)
@@ -107,17 +126,15 @@ class Matcher:
         """
         if words is None:
             words = tokens(text)
-        counts = {lang: sum(1 for w in words if w in own) for lang, own in self._own_words.items()}
+        counts: dict[str, int] = {}
+        language_of_word = self._language_of_word
+        for word in words:
+            lang = language_of_word.get(word)
+            if lang is not None:
+                counts[lang] = counts.get(lang, 0) + 1
         if not counts:
             return None
-        ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)
-        if ranked[0][1] == 0 or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        ranked = sorted(counts.values(), reverse=True)
+        if len(ranked) > 1 and ranked[0] == ranked[1]:
             return None
-        return ranked[0][0]
-
-
-def _score(phrase: _Phrase, exact: set[str], stems: set[str]) -> float:
-    found = sum(1 for w, s in phrase.words if w in exact or (s is not None and s in stems))
-    if phrase.exact:
-        return 1.0 if found == len(phrase.words) else 0.0
-    return found / len(phrase.words)
+        return max(counts, key=counts.__getitem__)

@@ -14,7 +14,6 @@ from gateway.errors import ConfigError
 from gateway.messages import Attachment, AttachmentKind, InboundMessage
 from voicegate_demo_bot.bot import DemoBot, _euros
 from voicegate_demo_bot.flows import EURO, load_flows
-from voicegate_demo_bot.matcher import _score
 from voicegate_demo_bot.text import fold, same_word, tokens
 
 ALICE = CustomerProfile(display_name="Alice Rossi", language="it", attributes={"balance_eur": 1234.56})
@@ -205,7 +204,8 @@ def test_missing_flows_file_says_what_to_do(tmp_path: Path) -> None:
 
 
 def test_set_based_matching_agrees_with_comparing_every_word(bot: DemoBot) -> None:
-    """The matcher's stem sets are an optimisation of "any message word is the same_word": same scores."""
+    """The matcher's word and stem index is an optimisation of "any message word is the same_word": same scores,
+    same intent; its word -> language table gives the language that counting each language's own words gives."""
     matcher = bot.matcher
     flows = bot.flows
     sentences = [t for i in flows.intents for by in (i.keywords, i.examples) for ts in by.values() for t in ts]
@@ -213,14 +213,19 @@ def test_set_based_matching_agrees_with_comparing_every_word(bot: DemoBot) -> No
                   "balances please", "house", "hour", "no", "si grazie", "boh", "I want to speak to someone real"]
     for text in sentences:
         words = tokens(text)
+        scores = matcher.phrase_scores(words)  # only the phrases its index points to; the others score 0
+        expected_by_intent = []
+        number = 0
         for intent, phrases in matcher._phrases:
+            intent_best = 0.0
             for phrase in phrases:
                 found = sum(1 for w, _ in phrase.words if any(same_word(w, m) for m in words))
                 expected = (1.0 if found == len(phrase.words) else 0.0) if phrase.exact else found / len(phrase.words)
-                exact, stems = set(words), {w[:5] for w in words if len(w) >= 5}
-                assert _score(phrase, exact, stems) == expected, (text, intent.name, phrase)
-        exact, stems = set(words), {w[:5] for w in words if len(w) >= 5}
-        ranked = [(max(_score(p, exact, stems) for p in phrases), intent.priority, -order, intent.name)
+                assert scores.get(number, 0.0) == expected, (text, intent.name, phrase)
+                intent_best, number = max(intent_best, expected), number + 1
+            expected_by_intent.append(intent_best)
+        assert number == len(matcher._numbered)
+        ranked = [(expected_by_intent[order], intent.priority, -order, intent.name)
                   for order, (intent, phrases) in enumerate(matcher._phrases)]
         best = max((r for r in ranked if r[0] >= flows.min_score), default=None)
         found = matcher.match(text)  # scores only the phrases its word index points to
@@ -228,3 +233,6 @@ def test_set_based_matching_agrees_with_comparing_every_word(bot: DemoBot) -> No
         vocab = matcher._vocabulary
         for lang, own in matcher._own_words.items():
             assert own == {w for w in vocab[lang] if not any(w in v for o, v in vocab.items() if o != lang)}
+        counts = sorted(((sum(w in own for w in words), lang) for lang, own in matcher._own_words.items()), reverse=True)
+        undecided = counts[0][0] == 0 or (len(counts) > 1 and counts[0][0] == counts[1][0])
+        assert matcher.detect_language(text) == (None if undecided else counts[0][1]), text
