@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from voicegate_demo_bot.flows import Flows, IntentFlow
-from voicegate_demo_bot.text import _STEM, stem, tokens
+from voicegate_demo_bot.text import stem, tokens
 
 
 @dataclass(frozen=True)
