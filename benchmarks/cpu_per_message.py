@@ -32,7 +32,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import _EchoBotPlugin  # noqa: E402
+from throughput import EchoBotPlugin  # noqa: E402
 SECRET = "benchmark-secret"
 TEXTS = ["hello", "what are your opening hours?", "ciao, a che ora aprite?", "thanks"]
 CLIENTS = 32
@@ -55,7 +55,7 @@ def gateway_app(folder: str, bot: str = "demo") -> web.Application:
             "data_dir": f"{folder}/data",
         }
     ).with_source(config_path=None, config_dir=str(REPO / "config"))
-    app = create_app(settings, extra_plugins=[] if bot == "demo" else [_EchoBotPlugin()])
+    app = create_app(settings, extra_plugins=[] if bot == "demo" else [EchoBotPlugin()])
     tune_for_serving(app)
     return app
 

@@ -70,7 +70,7 @@ def serve_bare(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-class _EchoBotPlugin:
+class EchoBotPlugin:
     """``--bot echo``: a one-line bot, for comparing the core without the demo bot's matching."""
 
     __name__ = "bench_echo_bot"
@@ -115,7 +115,7 @@ def serve_gateway(port: int, folder: str, bot: str) -> None:
             "data_dir": f"{folder}/data",
         }
     ).with_source(config_path=None, config_dir=str(REPO / "config"))
-    extra = [] if bot == "demo" else [_EchoBotPlugin()]
+    extra = [] if bot == "demo" else [EchoBotPlugin()]
     app = create_app(settings, extra_plugins=extra)
     tune_for_serving(app)  # as `voicegate run` does
 
