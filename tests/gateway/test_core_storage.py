@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import gw_plugins as gp
@@ -29,17 +30,24 @@ def database_section(request, tmp_path) -> dict:
     return {"url": request.getfixturevalue("pg_url"), "schema": schema}
 
 
-@pytest_asyncio.fixture
-async def migrated_db(database_section) -> AsyncIterator[Database]:
-    """The database of ``database_section`` at the head revision, closed afterwards."""
+@asynccontextmanager
+async def migrated(url: str, schema: str | None = None) -> AsyncIterator[Database]:
+    """The database at ``url`` (``schema``: a private PostgreSQL schema) at the head revision, closed afterwards."""
     from gateway.db.migrate import upgrade_async
 
-    db = await Database.connect(database_section["url"], schema=database_section.get("schema"))
+    db = await Database.connect(url, schema=schema)
     try:
         await upgrade_async(db)
         yield db
     finally:
         await db.close()
+
+
+@pytest_asyncio.fixture
+async def migrated_db(database_section) -> AsyncIterator[Database]:
+    """The database of ``database_section`` at the head revision, closed afterwards."""
+    async with migrated(database_section["url"], database_section.get("schema")) as db:
+        yield db
 
 
 def test_db_upgrade_command_creates_the_schema(database_section, capsys):
@@ -124,11 +132,7 @@ async def test_unknown_conversation_leaves_data_intact(database_section, tmp_pat
 
 @pytest.mark.postgres
 async def test_store_on_postgres_uses_only_the_private_schema(pg_url, pg_schema):
-    db = await Database.connect(pg_url, schema=pg_schema)
-    try:
-        from gateway.db.migrate import upgrade_async
-
-        await upgrade_async(db)
+    async with migrated(pg_url, pg_schema) as db:
         store = Store(db)
         assert await store.count_messages() == 0
         async with db.engine.connect() as conn:
@@ -137,8 +141,6 @@ async def test_store_on_postgres_uses_only_the_private_schema(pg_url, pg_schema)
                 " AND table_schema = current_schema()"
             )).scalars().all()
         assert schemas == [pg_schema]
-    finally:
-        await db.close()
 
 
 async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path):
@@ -148,13 +150,10 @@ async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path
 
     from sqlalchemy import insert
 
-    from gateway.db.migrate import upgrade_async
     from gateway.db.models import customers
 
     path = tmp_path / "parity.db"
-    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{path}") as db:
         now = datetime(2026, 11, 24, 12, 0, 0, 123456, tzinfo=timezone.utc)
         rome = timezone(timedelta(hours=1))
         rows = {  # microseconds, none, another zone, a profile that is JSON null
@@ -166,8 +165,6 @@ async def test_sqlite_fast_writer_stores_exactly_what_sqlalchemy_stores(tmp_path
             await conn.execute(insert(customers), [{"id": f"slow-{k}", **row} for k, row in rows.items()])
         customer, _ = await Store(db).customer("fast-a")
         assert customer.profile == rows["a"]["profile"] and customer.profile_fetched_at == now
-    finally:
-        await db.close()
     with sqlite3.connect(path) as raw:
         stored = dict((r[0], r[1:]) for r in raw.execute("SELECT * FROM customers"))
     assert stored["fast-a"] == stored["slow-a"] and stored["fast-b"] == stored["slow-b"]
@@ -304,12 +301,9 @@ async def test_sqlite_reads_by_state_and_reply_through_the_partial_indexes(tmp_p
     """The desk's queue (``state = 'with_agent'``) and the replies to an inbound message still use an index."""
     from sqlalchemy import select, text
 
-    from gateway.db.migrate import upgrade_async
     from gateway.db.models import conversations, messages
 
-    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}") as db:
         queue = (select(conversations.c.id).where(conversations.c.state == "with_agent")
                  .order_by(conversations.c.updated_at).limit(10))
         replies = select(messages.c.id).where(messages.c.in_reply_to == "x", messages.c.direction == "out")
@@ -320,8 +314,6 @@ async def test_sqlite_reads_by_state_and_reply_through_the_partial_indexes(tmp_p
                 plans.append(" ".join(row[-1] for row in (await conn.execute(text("EXPLAIN QUERY PLAN " + sql))).all()))
         assert "USING INDEX ix_conversations_state_updated" in plans[0] and "TEMP B-TREE" not in plans[0]
         assert "USING INDEX ix_messages_in_reply_to" in plans[1]
-    finally:
-        await db.close()
 
 
 async def test_an_update_that_keeps_the_state_leaves_the_state_column_alone(migrated_db):
