@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import DateTime, Table
@@ -35,7 +36,10 @@ class BatchStatement:
     ) -> None:
         self._head, self._tail = head, tail
         self._group = "(" + ", ".join("?" * len(keys)) + ")"
-        self._plan = list(zip(keys, processors))
+        # A row's values in one C call, then only the columns that have a processor converted (most have none).
+        self._values: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            itemgetter(*keys) if len(keys) > 1 else lambda row, key=keys[0]: (row[key],))
+        self._convert = [(index, process) for index, process in enumerate(processors) if process is not None]
         self._sql: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
@@ -46,11 +50,16 @@ class BatchStatement:
 
     def run(self, cursor: sqlite3.Cursor, rows: Sequence[dict[str, Any]]) -> int:
         """Execute for ``rows``; return the number of rows changed."""
-        plan = self._plan
+        values, convert = self._values, self._convert
         changed = 0
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = [p(row[k]) if p is not None else row[k] for row in chunk for k, p in plan]
+            params: list[Any] = []
+            for row in chunk:
+                row_values = list(values(row))
+                for index, process in convert:
+                    row_values[index] = process(row_values[index])
+                params += row_values
             sql = self.sql(len(chunk))
             try:
                 cursor.execute(sql, params)
@@ -66,7 +75,7 @@ def _processors(table: Table, names: Sequence[str], dialect: Dialect) -> list[Ca
         column_type = table.c[name].type
         process = column_type._cached_bind_processor(dialect)
         if isinstance(column_type, UtcDateTime):
-            process = _same_as_last(utc_text)
+            process = _utc_text_shared
         elif process is not None and isinstance(getattr(column_type, "impl_instance", column_type), DateTime):
             process = _same_as_last(process)
         processors.append(process)
@@ -83,6 +92,24 @@ def utc_text(value: datetime | None) -> str | None:
     if value.tzinfo is not timezone.utc:
         value = value.astimezone(timezone.utc)
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_UTC_TEXTS: dict[datetime, str] = {}  # the timestamps of the transactions being written -> their text
+_UTC_TEXTS_MAX = 1024
+
+
+def _utc_text_shared(value: datetime | None) -> str | None:
+    """:func:`utc_text`, formatting each timestamp once for all columns and statements: a turn's conversation
+    update and its messages share one ``now`` but are written by different statements. Only the writer calls it,
+    one transaction at a time (see ``Database.run_write``); the table is emptied when it fills."""
+    if value is None:
+        return None
+    text = _UTC_TEXTS.get(value)
+    if text is None:
+        if len(_UTC_TEXTS) >= _UTC_TEXTS_MAX:
+            _UTC_TEXTS.clear()
+        text = _UTC_TEXTS[value] = utc_text(value)  # type: ignore[assignment]
+    return text
 
 
 def _same_as_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -151,8 +151,10 @@ class WriteSet:
         row.updated_at = now
 
     def merge(self, other: "WriteSet") -> None:
-        for name in self.__dataclass_fields__:
-            getattr(self, name).extend(getattr(other, name))
+        mine = vars(self)
+        for name, rows in vars(other).items():
+            if rows:  # most of a turn's lists are empty
+                mine[name].extend(rows)
 
 
 # --------------------------------------------------------------------------- encoding
