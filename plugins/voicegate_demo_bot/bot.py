@@ -4,6 +4,7 @@ and voiceprint deletion, in the customer's language (Italian or English)."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from gateway.components import BotReply, BotTurn, Handoff, Intent
@@ -27,13 +28,19 @@ class DemoBot:
         self._languages = frozenset(flows.languages)  # a computed property: not on every message
         self._buttons: dict[tuple[tuple[str, ...], str], tuple[Button, ...]] = {}  # static per reply and language
         self._shows_balance = frozenset(i.name for i in flows.intents if "{balance}" in _any_text(i.reply))
+        # Answers that depend only on the intent, its score and the language (no {name}, no amount, no skill
+        # picked from the text) are immutable: built once, then shared.
+        self._fixed_answers: dict[tuple[str, float, str, bool], BotReply] = {}
+        self._contexts: dict[str, Mapping[str, Any]] = {}
 
     async def handle(self, turn: BotTurn) -> BotReply | None:
         message = turn.message
         text = message.text or ""
         words = tokens(text)  # once per message: matching and language detection share them
         language = self.language_of(turn, text, words)
-        context = {LANGUAGE_KEY: language}
+        context = self._contexts.get(language)
+        if context is None:  # read-only, as it is shared by every answer in this language
+            context = self._contexts[language] = MappingProxyType({LANGUAGE_KEY: language})
         if turn.resumed_intent:
             intent = self.flows.intent(turn.resumed_intent)
             if intent is not None:
@@ -69,7 +76,19 @@ class DemoBot:
     # ----------------------------------------------------------------- answers
 
     def _answer(self, intent: IntentFlow, score: float, turn: BotTurn, language: str,
-                context: dict[str, Any], text: str) -> BotReply:
+                context: Mapping[str, Any], text: str) -> BotReply:
+        gated = intent.sensitive and not turn.verified
+        if gated or (intent.handoff is None and intent.name not in self._shows_balance
+                     and "{name}" not in (intent.reply.get(language) or intent.reply[self.flows.default_language]).text):
+            key = (intent.name, score, language, gated)
+            answer = self._fixed_answers.get(key)
+            if answer is None:
+                answer = self._fixed_answers[key] = self._compose(intent, score, turn, language, context, text)
+            return answer
+        return self._compose(intent, score, turn, language, context, text)
+
+    def _compose(self, intent: IntentFlow, score: float, turn: BotTurn, language: str,
+                 context: Mapping[str, Any], text: str) -> BotReply:
         recognised = Intent(intent.name, sensitive=intent.sensitive, confidence=score, action=intent.action)
         if intent.sensitive and not turn.verified:
             # The core asks the authenticator and replays the intent once verified; nothing

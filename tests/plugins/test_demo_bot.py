@@ -93,6 +93,25 @@ async def test_replies_are_short_and_in_the_customers_language(bot: DemoBot) -> 
     assert all(len(m.text) <= 160 for m in it.messages + en.messages)
 
 
+async def test_answers_that_depend_on_nothing_personal_are_built_once(bot: DemoBot) -> None:
+    """Opening hours read the same for everyone: one shared, immutable answer per language. A greeting names the
+    customer and a verified balance shows theirs, so those are built for each message."""
+    first = await ask(bot, "what are your opening hours?", profile=ALICE, context={"language": "en"})
+    again = await ask(bot, "what are your opening hours?", profile=BOB)
+    assert again is first and first.messages[0].text.startswith("We're open")
+    with pytest.raises(TypeError):
+        first.context["language"] = "it"  # type: ignore[index]
+    italian = await ask(bot, "a che ora aprite?", profile=ALICE)
+    assert italian is not first and italian.context == {"language": "it"}
+    assert (await ask(bot, "hello", profile=BOB)).messages[0].text == "Hi Bob! How can I help?"
+    assert (await ask(bot, "hello", profile=ALICE, context={"language": "en"})).messages[0].text == "Hi Alice! How can I help?"
+    gated = await ask(bot, "my balance please", profile=BOB)
+    assert gated.messages == () and (await ask(bot, "my balance please", profile=ALICE, context={"language": "en"})) is gated
+    shown = [(await ask(bot, "my balance please", profile=p, verified=True, context={"language": "en"})).messages[0].text
+             for p in (BOB, ALICE)]
+    assert shown == ["Your balance is €87.10.", "Your balance is €1,234.56."]
+
+
 async def test_language_falls_back_to_conversation_then_profile(bot: DemoBot) -> None:
     # A button press shows no language: the conversation's wins over the profile's.
     reply = await ask(bot, button="hours", profile=ALICE, context={"language": "en"})
