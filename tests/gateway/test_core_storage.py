@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import gw_plugins as gp
@@ -17,6 +16,7 @@ from gateway.db.database import Database
 from gateway.db.migrate import VERSION_TABLE, current_revision, head_revision
 from gateway.db.store import StaleConversation, Store, WriteSet
 from gateway.testing import RestDriver, make_settings, runtime_of
+from support.databases import migrated
 
 TABLES = {"customers", "identities", "conversations", "messages", "events", VERSION_TABLE}
 
@@ -28,19 +28,6 @@ def database_section(request, tmp_path) -> dict:
         return {"url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"}
     schema = request.getfixturevalue("pg_schema")
     return {"url": request.getfixturevalue("pg_url"), "schema": schema}
-
-
-@asynccontextmanager
-async def migrated(url: str, schema: str | None = None) -> AsyncIterator[Database]:
-    """The database at ``url`` (``schema``: a private PostgreSQL schema) at the head revision, closed afterwards."""
-    from gateway.db.migrate import upgrade_async
-
-    db = await Database.connect(url, schema=schema)
-    try:
-        await upgrade_async(db)
-        yield db
-    finally:
-        await db.close()
 
 
 @pytest_asyncio.fixture

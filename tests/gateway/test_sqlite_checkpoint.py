@@ -7,17 +7,14 @@ import shutil
 import sqlite3
 from datetime import datetime, timezone
 
-from gateway.db.database import Database
-from gateway.db.migrate import upgrade_async
 from gateway.db.sqlite_checkpoint import AUTOCHECKPOINT_PAGES
 from gateway.db.store import Store, WriteSet
+from support.databases import migrated
 
 
 async def test_committed_rows_reach_the_database_file_in_the_background(tmp_path):
     path = tmp_path / "wal.db"
-    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{path}") as db:
         with db.sqlite_writer.connect() as conn:  # type: ignore[union-attr]
             pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
         assert pages == AUTOCHECKPOINT_PAGES  # the writer's commits do not checkpoint at 1,000 pages
@@ -35,6 +32,4 @@ async def test_committed_rows_reach_the_database_file_in_the_background(tmp_path
         with sqlite3.connect(tmp_path / "file-only.db") as raw:
             assert raw.execute("SELECT count(*) FROM customers").fetchone()[0] == 50
         assert (await Store(db).customer("c7"))[0].id == "c7"
-    finally:
-        await db.close()
     assert db.checkpointer is None

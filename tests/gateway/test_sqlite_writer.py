@@ -9,8 +9,8 @@ import threading
 from datetime import datetime, timezone
 
 from gateway.db.database import Database
-from gateway.db.migrate import upgrade_async
 from gateway.db.store import Store, WriteSet
+from support.databases import migrated
 
 
 def customers(prefix: str, n: int) -> WriteSet:
@@ -39,9 +39,7 @@ async def count(db: Database) -> int:
 
 async def test_commits_run_on_the_loop_and_wait_for_a_held_lock_on_the_writer_thread(tmp_path):
     path = tmp_path / "w.db"
-    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{path}") as db:
         store = Store(db)
         threads = record_threads(store)
         await store.commit(customers("a", 3))
@@ -65,26 +63,18 @@ async def test_commits_run_on_the_loop_and_wait_for_a_held_lock_on_the_writer_th
 
         await store.commit(customers("c", 1))  # the lock is free again: back on the loop
         assert threads[-1] == threading.main_thread().name and await count(db) == 6
-    finally:
-        await db.close()
 
 
 async def test_with_synchronous_full_every_commit_runs_on_the_writer_thread(tmp_path):
-    db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}", sqlite_synchronous="FULL")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}", sqlite_synchronous="FULL") as db:
         seen: list[str] = []
         await db.run_write(lambda conn: seen.append(threading.current_thread().name))
         assert seen[0].startswith("voicegate-sqlite-writer")
-    finally:
-        await db.close()
 
 
 async def test_a_cancelled_deferred_commit_keeps_the_connection_until_it_ends_and_big_batches_use_the_thread(tmp_path):
     path = tmp_path / "c.db"
-    db = await Database.connect(f"sqlite+aiosqlite:///{path}")
-    try:
-        await upgrade_async(db)
+    async with migrated(f"sqlite+aiosqlite:///{path}") as db:
         store = Store(db)
         threads = record_threads(store)
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -109,8 +99,6 @@ async def test_a_cancelled_deferred_commit_keeps_the_connection_until_it_ends_an
         threads.clear()
         await store.commit(customers("big", 2500))  # over INLINE_MAX_ROWS: the loop does not stall on it
         assert threads == ["voicegate-sqlite-writer_0"] and await count(db) == 2502
-    finally:
-        await db.close()
 
 
 async def test_temporary_tables_stay_in_memory_on_every_connection(tmp_path):

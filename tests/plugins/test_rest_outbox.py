@@ -12,10 +12,10 @@ import pytest
 import pytest_asyncio
 
 from gateway.db.database import Database
-from gateway.db.migrate import upgrade_async
 from gateway.db.outbox import OutboxStore, Queued
 from gateway.messages import Button, OutboundMessage
 from gateway.wakeups import Wakeups
+from support.databases import migrated
 from voicegate_rest.outbox import Outbox
 
 WRITERS = 3  # concurrent writers for one sender
@@ -36,12 +36,8 @@ class Clock:
 async def database(request: pytest.FixtureRequest, tmp_path, pg_url: str) -> AsyncIterator[Database]:
     """The gateway's schema (migrated with Alembic) on a SQLite file or a private PostgreSQL schema."""
     if request.param == "sqlite":
-        db = await Database.connect(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
-        try:
-            await upgrade_async(db)
+        async with migrated(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}") as db:
             yield db
-        finally:
-            await db.close()
         return
     import asyncpg
 
@@ -50,12 +46,8 @@ async def database(request: pytest.FixtureRequest, tmp_path, pg_url: str) -> Asy
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
-        db = await Database.connect(pg_url, schema=schema)
-        try:
-            await upgrade_async(db)
+        async with migrated(pg_url, schema) as db:
             yield db
-        finally:
-            await db.close()
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
