@@ -108,7 +108,10 @@ def on_verification_result(event: VerificationFinished) -> Awaitable[None] | Non
 
 @hookspec
 def on_conversation_closed(event: ConversationClosed) -> Awaitable[None] | None:
-    """A conversation was closed (by the bot, an agent or inactivity). May be async."""
+    """A conversation was closed, by a bot (``BotReply(close=True)``) or by an agent through the desk's API.
+
+    Nothing closes a conversation for inactivity. May be async.
+    """
 
 
 ALL_HOOKS: tuple[Any, ...] = (

@@ -4,13 +4,18 @@ Installed as a pytest plugin (entry point ``pytest11: voicegate``), so every pro
 VoiceGate installed gets the ``gateway_client`` fixture. This module imports nothing heavy
 (no torch, no plugins): the app is imported when a test first asks for it.
 
-A plugin test, end to end::
+A plugin test, end to end (``my_bot`` is the name your plugin registers its bot under)::
 
     async def test_my_bot(tmp_path, gateway_client):
-        settings = make_settings(tmp_path, plugins=["rest"], bots=[{"use": "echo"}])
+        settings = make_settings(tmp_path, bots=[{"use": "my_bot"}])
         client = await gateway_client(settings, extra_plugins=[my_plugin_module])
         replies = await RestDriver(client).say("hello")
         assert replies[0]["text"] == "hello"
+
+``gateway_client`` is an async fixture: it needs pytest-asyncio (in ``voicegate[test]``) and async
+tests run by it, with ``asyncio_mode = "auto"`` in the project's pytest configuration or
+``@pytest.mark.asyncio`` on each test. Without pytest-asyncio, asking for the fixture fails
+with a message that says so.
 """
 
 from __future__ import annotations
@@ -33,12 +38,27 @@ if TYPE_CHECKING:  # pragma: no cover
     from aiohttp import ClientResponse
     from aiohttp.test_utils import TestClient
 
-try:  # pytest-asyncio is a test extra; without it only the sync helpers are offered
+try:  # pytest-asyncio is a test extra (voicegate[test])
     import pytest_asyncio
+except ImportError:  # pragma: no cover - exercised in a subprocess by tests/gateway/test_core_docs.py
+    pytest_asyncio = None
 
-    _async_fixture = pytest_asyncio.fixture
-except ImportError:  # pragma: no cover
-    _async_fixture = pytest.fixture
+NO_PYTEST_ASYNCIO = (
+    "the {name} fixture is async and needs pytest-asyncio: pip install 'voicegate[test]' (or pytest-asyncio), "
+    'then set asyncio_mode = "auto" in your pytest configuration or mark async tests with @pytest.mark.asyncio'
+)
+
+
+def _async_fixture(function: Callable[..., Any]) -> Any:
+    """``pytest_asyncio.fixture``; without pytest-asyncio, a fixture that fails saying what to install."""
+    if pytest_asyncio is not None:
+        return pytest_asyncio.fixture(function)
+
+    @pytest.fixture(name=function.__name__)
+    def missing() -> None:  # pragma: no cover - see above
+        pytest.fail(NO_PYTEST_ASYNCIO.format(name=function.__name__), pytrace=False)
+
+    return missing
 
 TEST_SECRET = "test-secret"
 SIGNATURE_HEADER = "X-VoiceGate-Signature"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import example_shout
@@ -11,7 +14,6 @@ from pydantic import BaseModel
 
 from gateway.hookspecs import ALL_HOOKS
 from gateway.settings import GatewaySettings
-from gateway.testing import RestDriver, make_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -29,10 +31,38 @@ def test_the_first_plugin_in_the_guide_is_the_tested_example():
     assert first_block == Path(example_shout.__file__).read_text()
 
 
-async def test_the_first_plugin_answers_through_the_app(tmp_path, gateway_client):
-    settings = make_settings(tmp_path, bots=[{"use": "shout", "settings": {"suffix": "!!"}}])
-    client = await gateway_client(settings, extra_plugins=[example_shout])
-    assert await RestDriver(client).say("hello") == [{"text": "HELLO!!", "buttons": []}]
+def _run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in ``project`` as a project of its own would run it (its own rootdir and configuration)."""
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_guides_plugin_and_test_pass_in_a_project_of_their_own(tmp_path):
+    """The plugin guide's code and configuration, verbatim, outside this repository: no conftest, the fixture from
+    the installed pytest plugin, async tests as the guide configures them."""
+    guide = (DOCS / "plugins.md").read_text()
+    plugin, test = re.findall(r"```python\n(.*?)```", guide, re.S)[:2]
+    pytest_config = next(b for b in re.findall(r"```toml\n(.*?)```", guide, re.S) if "asyncio_mode" in b)
+    (tmp_path / "voicegate_shout").mkdir()
+    (tmp_path / "voicegate_shout" / "__init__.py").write_text("")
+    (tmp_path / "voicegate_shout" / "plugin.py").write_text(plugin)
+    (tmp_path / "test_shout.py").write_text(test)
+    (tmp_path / "pyproject.toml").write_text(pytest_config)
+    result = _run_pytest(tmp_path, "test_shout.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+
+
+def test_the_fixture_says_what_to_install_without_pytest_asyncio(tmp_path):
+    # pytest-asyncio made unimportable: its pytest plugin (and pytest-aiohttp, which imports it) disabled, its module
+    # shadowed by one that fails to import.
+    (tmp_path / "pytest_asyncio.py").write_text("raise ImportError('pytest-asyncio is not installed here')\n")
+    (tmp_path / "test_plugin.py").write_text("def test_uses_the_gateway(gateway_client):\n    pass\n")
+    result = _run_pytest(tmp_path, "-p", "no:asyncio", "-p", "no:aiohttp", "test_plugin.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the gateway_client fixture is async and needs pytest-asyncio: pip install 'voicegate[test]'" in result.stdout
+    assert 'asyncio_mode = "auto"' in result.stdout
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
