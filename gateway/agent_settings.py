@@ -42,6 +42,9 @@ class AgentsSettings(_Frozen):
     ack_text: str = "Thanks for waiting — an agent will be with you shortly."
     queued_text: str = "All our agents are busy; you are in the queue and will be answered here."
     handoff_text: str = "I'm passing you to {agent_name}, who can see our conversation so far."
+    # Said instead of a handoff when ``team`` is empty: no one could ever answer a queued
+    # conversation, so the bot keeps it rather than leave the customer waiting in limbo.
+    unavailable_text: str = "Sorry, no live agent can take this chat. I can still help you with other questions here."
     sweep_interval_s: float = Field(default=5.0, gt=0)
     team: tuple[AgentProfile, ...] = ()
     templates: tuple[AgentTemplate, ...] = ()

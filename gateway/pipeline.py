@@ -319,6 +319,12 @@ class Pipeline:
         handoff = turn.handoff
         assert handoff is not None
         conv = turn.conversation
+        if not self.agents.team:
+            # No one could ever take it from the queue (agents sign in as team members): the bot keeps the
+            # conversation and the customer is told now, instead of waiting for an answer that never comes.
+            turn.add([OutboundMessage(text=self.agents.unavailable_text)], "system")
+            turn.event("handoff_unavailable", reason=handoff.reason, skill=handoff.skill)
+            return
         agent = None
         desk = self.components.desk
         if desk is not None:

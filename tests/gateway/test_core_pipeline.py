@@ -19,6 +19,10 @@ async def start(tmp_path, gateway_client, *extra_plugins, **section_options):
     return client, plugin, runtime_of(client)
 
 
+# A team whose only agent takes billing in French: a general handoff (a locked verification) waits in the queue.
+QUEUE_ONLY_TEAM = {"team": [{"id": "zoe", "name": "Zoe", "skills": ["billing"], "languages": ["fr"]}]}
+
+
 def driver(client, sender="alice"):
     return RestDriver(client, sender=sender, path=gp.CHAT_PATH)
 
@@ -146,7 +150,7 @@ async def test_declined_verification_returns_to_the_bot(tmp_path, gateway_client
 
 async def test_locked_verification_hands_off_and_agent_conversation_gets_no_bot_reply(tmp_path, gateway_client):
     recorder = gp.Recorder()
-    client, _, runtime = await start(tmp_path, gateway_client, recorder)
+    client, _, runtime = await start(tmp_path, gateway_client, recorder, agents=QUEUE_ONLY_TEAM)
     chat = driver(client)
     await chat.say("balance")
     await chat.say("0000")
@@ -164,9 +168,29 @@ async def test_locked_verification_hands_off_and_agent_conversation_gets_no_bot_
     assert verification.status.value == "locked" and verification.authenticator == "pin"
 
 
+async def test_without_a_team_a_handoff_leaves_the_conversation_with_the_bot(tmp_path, gateway_client):
+    """No agents configured: nobody could answer from the queue, so the customer is told at once and the bot
+    goes on answering, instead of the conversation waiting for an agent forever."""
+    recorder = gp.Recorder()
+    client, _, runtime = await start(tmp_path, gateway_client, recorder)
+    chat = driver(client)
+    replies = await chat.say("agent please")
+    assert replies[-1]["text"] == runtime.settings.agents.unavailable_text
+    assert runtime.settings.agents.queued_text not in [r["text"] for r in replies]
+    [conv] = await runtime.store.conversations()
+    assert conv.state is ConversationState.WITH_BOT and conv.assigned_agent is None
+    assert (await chat.say("hi"))[0]["text"] == "echo: hi"  # the bots still answer
+    events = await runtime.store.events(conv.id)
+    assert [(kind, data["skill"]) for kind, data, _ in events if kind.startswith("handoff")] == [
+        ("handoff_unavailable", "billing")
+    ]
+    await runtime.notifier.drain()
+    assert "handoff" not in [kind for kind, _ in recorder.events]
+
+
 async def test_handoff_from_bot_and_forget_and_close(tmp_path, gateway_client):
     recorder = gp.Recorder()
-    client, plugin, runtime = await start(tmp_path, gateway_client, recorder)
+    client, plugin, runtime = await start(tmp_path, gateway_client, recorder, agents=QUEUE_ONLY_TEAM)
     chat = driver(client)
     replies = await chat.say("forget me")
     assert [r["text"] for r in replies] == ["OK.", "Done: I deleted the verification data stored for you."]

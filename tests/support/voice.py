@@ -50,6 +50,8 @@ def voice_gateway_settings(tmp_path: Path, *, webchat: bool = False, max_attempt
         bots=[{"use": "demo", "settings": {"flows": str(CONFIG_DIR / "flows.yaml")}}],
         crm=[{"use": "demo", "settings": {"customers": str(CONFIG_DIR / "customers.yaml")}}],
         authentication={"use": "voice", "verified_ttl_s": 900, "authenticators": {"voice": auth}},
+        # As in config/gateway.yaml: handoffs (the agent button, a lockout) need someone to take them.
+        agents={"team": [{"id": "anna", "name": "Anna", "skills": ["billing", "general"], "languages": ["it", "en"]}]},
     )
 
 
