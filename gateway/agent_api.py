@@ -99,6 +99,11 @@ class AgentApi:
             agent = self.desk.agents.get(agent_id)
             if agent is None:
                 raise _Rejected(_unauthorised(f"no agent '{agent_id}' in agents.team"))
+            if agent.token == "":  # e.g. "${VOICEGATE_AGENT_TOKEN_LUCA:-}" with the variable unset
+                raise _Rejected(_unauthorised(
+                    f"agent '{agent_id}' cannot sign in: their agents.team[].token is empty; the operator sets it "
+                    "(usually the environment variable the YAML reads) and restarts the gateway"
+                ))
             if agent.token is not None:
                 raise _Rejected(_unauthorised(f"agent '{agent_id}' has a token: send 'Authorization: Bearer <token>'"))
             return agent

@@ -123,7 +123,7 @@ class AgentDesk:
         self._pending: dict[str, tuple[str, float, int]] = {}
         self._sequence = 0
         if any(a.token == "" for a in settings.team):
-            log.info(
+            log.warning(
                 "agents with an empty token cannot sign in to the agent API until one is set: %s",
                 ", ".join(a.id for a in settings.team if a.token == ""),
             )

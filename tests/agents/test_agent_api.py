@@ -181,3 +181,6 @@ async def test_an_agent_with_an_empty_token_cannot_sign_in(aiohttp_client, store
     client = await aiohttp_client(app)
     for headers in ({"X-VoiceGate-Agent": "luca"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
         assert (await client.get("/agents/me/conversations", headers=headers)).status == 401
+    # The header alone is refused for the right reason: no token is set yet, not "use your token".
+    answer = await client.get("/agents/me/conversations", headers={"X-VoiceGate-Agent": "luca"})
+    assert "agent 'luca' cannot sign in: their agents.team[].token is empty" in (await answer.json())["error"]
