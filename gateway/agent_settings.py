@@ -6,7 +6,8 @@ Shared by the configuration loader (:mod:`gateway.settings`) and the agent desk
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Frozen(BaseModel):
@@ -31,6 +32,20 @@ class AgentTemplate(_Frozen):
     name: str = Field(min_length=1)
     text: str = Field(min_length=1)
 
+    @field_validator("text")
+    @classmethod
+    def _plain_placeholders(cls, text: str) -> str:
+        # Here, not only in the desk, so `voicegate check-config` reports a bad placeholder with its file and line.
+        from gateway.agent_templates import TemplateError, template_variables  # that module imports this one
+
+        try:
+            template_variables(text)
+        except TemplateError as exc:
+            raise PydanticCustomError("template_text", "{problem}", {
+                "problem": str(exc), "hint": "Fix the placeholder", "found": text,
+            }) from None
+        return text
+
 
 class AgentsSettings(_Frozen):
     """Live agents and how the gateway treats a customer waiting for one."""
@@ -48,3 +63,14 @@ class AgentsSettings(_Frozen):
     sweep_interval_s: float = Field(default=5.0, gt=0)
     team: tuple[AgentProfile, ...] = ()
     templates: tuple[AgentTemplate, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "AgentsSettings":
+        for what, names in (("agent id", [a.id for a in self.team]), ("template name", [t.name for t in self.templates])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise PydanticCustomError("duplicate_name", "the same {what} is listed twice: {names}", {
+                    "what": what, "names": ", ".join(repeated), "hint": f"Give every {what.split()[0]} a unique {what.split()[1]}",
+                    "found": repeated,
+                })
+        return self

@@ -110,14 +110,9 @@ class AgentDesk:
         self.clock = clock
         self.notifier = notifier  # fires on_handoff for assignments the desk makes on its own (queue drain)
         self.queries = AgentQueries(store.db)
+        # Unique ids and names, and plain template placeholders: checked by AgentsSettings itself.
         self.agents: dict[str, AgentProfile] = {a.id: a for a in settings.team}
-        if len(self.agents) != len(settings.team):
-            raise GatewayError("agents.team lists the same agent id twice; give every agent a unique id")
         self.templates: dict[str, AgentTemplate] = {t.name: t for t in settings.templates}
-        if len(self.templates) != len(settings.templates):
-            raise GatewayError("agents.templates lists the same template name twice; give every template a unique name")
-        for template in settings.templates:
-            template_variables(template.text)  # malformed placeholders are a start-up error
         self._assign_lock = asyncio.Lock()
         # conversation id -> (agent id, monotonic time, sequence): decisions not yet committed.
         self._pending: dict[str, tuple[str, float, int]] = {}

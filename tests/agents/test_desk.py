@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.agent_settings import AgentTemplate
 from gateway.agents import AgentDesk, BadAgentRequest, DeskConflict
 from gateway.conversation import ConversationState
 from gateway.db.agent_queries import ACK_AUTHOR, ACK_EVENT
 from gateway.db.store import WriteSet
-from gateway.errors import GatewayError, UnknownConversation
+from gateway.errors import UnknownConversation
 
 from .support import TEAM, TEMPLATES, Clock, RecordingOutbox, Seeder, make_settings
 
@@ -66,13 +67,13 @@ async def test_no_team_means_queue(store, outbox, clock):
     assert await desk.assign("c1", skill=None, language=None) is None
 
 
-def test_duplicate_agent_ids_and_template_names_are_refused(store, outbox, clock):
-    with pytest.raises(GatewayError, match="same agent id twice"):
-        AgentDesk(make_settings(team=(TEAM[0], TEAM[0])), store, outbox, clock)
-    with pytest.raises(GatewayError, match="same template name twice"):
-        AgentDesk(make_settings(templates=(TEMPLATES[0], TEMPLATES[0])), store, outbox, clock)
-    with pytest.raises(GatewayError, match="not allowed"):
-        AgentDesk(make_settings(templates=(AgentTemplate(name="x", text="{a.b}"),)), store, outbox, clock)
+def test_duplicate_agent_ids_and_template_names_and_unsafe_placeholders_are_refused_by_the_settings():
+    with pytest.raises(ValidationError, match="the same agent id is listed twice: anna"):
+        make_settings(team=(TEAM[0], TEAM[0]))
+    with pytest.raises(ValidationError, match="the same template name is listed twice"):
+        make_settings(templates=(TEMPLATES[0], TEMPLATES[0]))
+    with pytest.raises(ValidationError, match=r"placeholder \{a.b\} is not allowed"):
+        AgentTemplate(name="x", text="{a.b}")
 
 
 # --------------------------------------------------------------------------- agent actions
