@@ -2,22 +2,24 @@
 
 The only place that exits the process: library code raises :class:`gateway.errors.GatewayError`
 subclasses and this module turns them into a message on stderr and an exit code
-(0 ok, 1 failure, 2 invalid configuration).
+(0 ok, 1 failure, 2 invalid configuration or usage).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, ConfigProblem, GatewayError
 
 DEFAULT_CONFIG = "config/gateway.yaml"
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
@@ -59,23 +61,27 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     check = sub.add_parser("check-config", help="validate a gateway YAML (and its plugins' settings) without starting")
-    check.add_argument("file")
+    check.add_argument("file", help="the gateway YAML to check")
     check.set_defaults(handler=_check_config)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and which the configuration enables")
-    plugins.add_argument("--config", default=DEFAULT_CONFIG)
+    plugins.add_argument("--config", help=f"gateway YAML whose plugins: list to show (default {DEFAULT_CONFIG} when "
+                                          "present, else installed plugins only)")
     plugins.set_defaults(handler=_plugins)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="migrate the database schema to the newest revision (Alembic)")
-    upgrade.add_argument("--config", default=DEFAULT_CONFIG)
+    upgrade.add_argument("--config", default=DEFAULT_CONFIG, help=f"gateway YAML giving database.url and "
+                         f"database.schema (default {DEFAULT_CONFIG}; not read when --url is given)")
     upgrade.add_argument("--url", help="database URL (overrides database.url from the configuration)")
     upgrade.add_argument("--schema", help="PostgreSQL schema to migrate (overrides database.schema)")
-    upgrade.add_argument("--revision", default="head")
+    upgrade.add_argument("--revision", default="head", help="Alembic revision to migrate to (default head, the "
+                         "newest; e.g. 0002)")
     upgrade.set_defaults(handler=_db_upgrade)
 
-    sub.add_parser("voiceprints", help="voiceprint tools: fetch-model, evaluate, calibrate, rotate-key, delete")
+    sub.add_parser("voiceprints", help="voiceprint tools: fetch-model, evaluate, calibrate, build-cohort, rotate-key, "
+                                        "delete")
 
     worker = sub.add_parser("voice-worker", help="run the voice note jobs gateways queue on Redis "
                                                  "(authentication.authenticators.voice.worker_redis_url)")
@@ -88,10 +94,18 @@ def _parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- voicegate voiceprints ...
 # voiceprints/ never imports the gateway, so what needs the gateway's configuration or tables is resolved here and
-# handed to voiceprints.cli as plain options: the model folder (--model) and, for delete, the database and customer.
+# handed to voiceprints.cli as plain options: the model folder (--model); for rotate-key the database and keys; for
+# delete the database and customer.
 
 _MODEL_COMMANDS = ("evaluate", "calibrate", "build-cohort")
 _PLACEHOLDER = "unset-for-voiceprints-cli"
+_MODEL_CONFIG_HELP = (f"gateway YAML: with no --model and no $VOICEGATE_MODEL_DIR, the model folder is its "
+                      f"authentication.authenticators.voice.model_dir (default {DEFAULT_CONFIG} when present)")
+_CONFIG_HELP = {
+    **{command: _MODEL_CONFIG_HELP for command in _MODEL_COMMANDS},
+    "rotate-key": f"gateway YAML giving database.url / database.schema and the voice authenticator's keys_env / "
+                  f"key_file (default {DEFAULT_CONFIG} when present, unless --database-url is given)",
+}
 
 
 def _voiceprints(args: list[str]) -> int:
@@ -103,11 +117,67 @@ def _voiceprints(args: list[str]) -> int:
     command = rest[0] if rest else None
     if command == "delete":
         return _voiceprints_delete(rest[1:], options.config)
-    if command in _MODEL_COMMANDS and not _has_option(rest, "--model") and not os.environ.get("VOICEGATE_MODEL_DIR"):
+    asks_help = _has_option(rest, "--help") or _has_option(rest, "-h")
+    if asks_help:
+        pass  # help reads no configuration
+    elif command == "rotate-key":
+        rest = [*rest, *_rotate_key_options(rest[1:], options.config)]
+    elif command in _MODEL_COMMANDS and not _has_option(rest, "--model") \
+            and not os.environ.get("VOICEGATE_MODEL_DIR"):
         model = _configured_model_dir(options.config)
         if model:
             rest = [*rest, "--model", model]
-    return voiceprints_main(rest)
+    return voiceprints_main(rest, config_help=_CONFIG_HELP)
+
+
+def _option_value(args: Sequence[str], name: str) -> str | None:
+    for index, arg in enumerate(args):
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+    return None
+
+
+def _rotate_key_options(args: list[str], config: str | None) -> list[str]:
+    """What ``rotate-key`` takes from the configuration and was not given: the database (not for --new-key) and the
+    voice authenticator's keys (its ``keys_env`` when that variable is set, else its ``key_file``)."""
+    url = _option_value(args, "--database-url")
+    path = _config_path(config) if not url else config
+    if not path:
+        return []
+    settings = _operator_settings(path)
+    extra: list[str] = []
+    if not _has_option(args, "--new-key"):
+        url, schema = _database(path, settings, url, _option_value(args, "--schema"))
+        extra += ["--database-url", url] if not _has_option(args, "--database-url") else []
+        extra += ["--schema", schema] if schema and not _has_option(args, "--schema") else []
+    voice = _voice_settings(settings)
+    if voice and not _has_option(args, "--keys-file") and not _has_option(args, "--keys-env"):
+        keys_env = voice.get("keys_env") or "VOICEGATE_VOICEPRINT_KEYS"
+        key_file = voice.get("key_file")
+        if os.environ.get(keys_env) or not key_file:
+            extra += ["--keys-env", keys_env]
+        elif _PLACEHOLDER in key_file:
+            raise GatewayError(f"{path}: authentication.authenticators.voice.key_file uses an environment variable "
+                               f"that is not set; set it, set {keys_env}, or pass --keys-file")
+        else:
+            key_path = Path(key_file).expanduser()
+            extra += ["--keys-file", str(key_path if key_path.is_absolute() else Path(path).resolve().parent / key_path)]
+    return extra
+
+
+def _database(path: str, settings, url: str | None, schema: str | None) -> tuple[str, str | None]:
+    """``--database-url``/``--schema`` if given, else the configuration's ``database.url``/``database.schema``."""
+    if url:
+        return url, schema
+    from gateway.config_loader import resolved_database_url
+
+    url = resolved_database_url(settings)
+    if _PLACEHOLDER in url:
+        raise GatewayError(f"{path}: database.url uses an environment variable that is not set; set it, "
+                           "or pass --database-url")
+    return url, schema or settings.database.db_schema
 
 
 def _has_option(args: Sequence[str], name: str) -> bool:
@@ -196,6 +266,8 @@ def _voiceprints_delete(args: list[str], config: str | None) -> int:
     parser.add_argument("--database-url", help="database URL (default: database.url of --config)")
     parser.add_argument("--schema", help="PostgreSQL schema (default: database.schema of --config)")
     parser.add_argument("--keys-file", help="voiceprint key file (not needed to delete)")
+    parser.add_argument("--config", metavar="FILE", help=f"gateway YAML giving database.url / database.schema "
+                        f"(default {DEFAULT_CONFIG} when present, unless --database-url is given)")
     try:
         options = parser.parse_args(args)
     except SystemExit as exc:  # --help or bad usage; only main() decides about exiting
@@ -210,15 +282,7 @@ def _voiceprints_delete(args: list[str], config: str | None) -> int:
     url, schema = options.database_url, options.schema
     path = _config_path(config) if not url else config
     if path:
-        from gateway.config_loader import resolved_database_url
-
-        settings = _operator_settings(path)
-        if not url:
-            url = resolved_database_url(settings)
-            if _PLACEHOLDER in url:
-                raise GatewayError(f"{path}: database.url uses an environment variable that is not set; set it, "
-                                   "or pass --database-url")
-            schema = schema or settings.database.db_schema
+        url, schema = _database(path, _operator_settings(path), url, schema)
     url = url or os.environ.get("VOICEGATE_DATABASE_URL")
     if not url:
         raise GatewayError(f"no database: pass --config FILE (no {DEFAULT_CONFIG} here) or --database-url URL")
@@ -285,7 +349,7 @@ def _load(path: str, **kwargs: object):  # -> GatewaySettings
 
 
 def _check_config(options: argparse.Namespace) -> int:
-    settings = _load(options.file)
+    settings = _load(options.file, path_hint="pass the right path: voicegate check-config FILE")
     print(
         f"{options.file}: OK — plugins: {', '.join(settings.plugins) or 'none'}; "
         f"channels: {', '.join(settings.channels) or 'none'}; bots: {', '.join(b.use for b in settings.bots) or 'none'}; "
@@ -298,11 +362,16 @@ def _plugins(options: argparse.Namespace) -> int:
     from gateway.plugin_manager import installed_plugins
 
     enabled: tuple[str, ...] = ()
-    if Path(options.config).exists():
-        enabled = _enabled_plugins(options.config)
-        print(f"configuration: {options.config}")
+    path = options.config or DEFAULT_CONFIG
+    if Path(path).exists():
+        enabled = _enabled_plugins(path)
+        print(f"configuration: {path}")
+    elif options.config:  # a file the operator named must exist; only the implicit default may be absent
+        raise ConfigError([ConfigProblem(path, None, "", "the configuration file does not exist",
+                                         "Pass the right path with --config, or leave --config out to list the "
+                                         "installed plugins only")])
     else:
-        print(f"configuration: {options.config} not found; showing installed plugins only")
+        print(f"configuration: {path} not found; showing installed plugins only")
     installed = installed_plugins()
     width = max([len(p.name) for p in installed] + [4])
     for plugin in installed:
@@ -341,15 +410,43 @@ def _db_upgrade(options: argparse.Namespace) -> int:
     if options.url:
         url = options.url
     else:
-        settings = _load(options.config, check_plugins=False)
+        settings = _load(options.config, check_plugins=False, path_hint="pass the right path with --config FILE")
         url, schema = resolved_database_url(settings), schema or settings.database.db_schema
-    revision = upgrade(url, options.revision, **({"schema": schema} if schema else {}))
+    known = _known_revisions(options.revision)
+    if known:
+        print(f"error: unknown revision {options.revision!r}; the migrations know {known} (or 'head' for the newest, "
+              "the default)", file=sys.stderr)
+        return EXIT_CONFIG
+    from alembic.util import CommandError
+
+    try:
+        revision = upgrade(url, options.revision, **({"schema": schema} if schema else {}))
+    except CommandError as exc:  # e.g. a relative revision ("+2") beyond the newest
+        print(f"error: cannot migrate to revision {options.revision!r}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"database schema at revision {revision}")
     return EXIT_OK
 
 
+def _known_revisions(revision: str) -> str | None:
+    """None when the packaged migrations know ``revision``; else the revisions they do know, oldest first."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from gateway.db.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    if re.fullmatch(r"\w*[+-]\d+", revision):  # relative ("+1", "0001+1"): only resolvable against the database
+        return None
+    try:
+        script.get_revisions(revision)
+    except CommandError:
+        return ", ".join(reversed([r.revision for r in script.walk_revisions()]))
+    return None
+
+
 def _run(options: argparse.Namespace) -> int:
-    settings = _load(options.config)
+    settings = _load(options.config, path_hint="pass the right path with --config FILE")
     server = settings.server.model_copy(
         update={k: v for k, v in (("host", options.host), ("port", options.port)) if v is not None}
     )
@@ -357,7 +454,39 @@ def _run(options: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.logging.level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # its start-up chatter hides the URL
+    _check_listen_address(settings.server.host, settings.server.port)  # before the slow start-up (model, migrations)
     return asyncio.run(_serve(settings))
+
+
+def _check_listen_address(host: str, port: int) -> None:
+    """Fail fast when the server could not listen: bind and close a socket as asyncio's server does (SO_REUSEADDR,
+    so a port left in TIME_WAIT by a stopped gateway does not count as taken). The real bind can still lose a race."""
+    if port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise GatewayError(f"cannot listen on {host!r}: {exc.strerror}; check server.host or pass --host") from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            if os.name == "posix":
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise _listen_error(host, port, exc) from None
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> GatewayError:
+    if exc.errno == errno.EADDRINUSE:
+        return GatewayError(f"port {port} on {host} is already in use: stop the other program or pass --port "
+                            "(or change server.port)")
+    if exc.errno == errno.EACCES:
+        return GatewayError(f"not allowed to listen on port {port} on {host} (ports below 1024 need privileges): "
+                            "pass --port")
+    return GatewayError(f"cannot listen on {host} port {port} ({exc.strerror or exc}): check server.host / --host")
 
 
 async def _serve(settings) -> int:  # settings: GatewaySettings
@@ -375,7 +504,10 @@ async def _serve(settings) -> int:  # settings: GatewaySettings
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # taken since _check_listen_address looked
+            raise _listen_error(settings.server.host, settings.server.port, exc) from None
         host, port = _bound_address(site, settings.server.host, settings.server.port)
         base = f"http://{host}:{port}"
         if "webchat" in settings.channels:

@@ -4,7 +4,10 @@ The YAML is composed into nodes first (PyYAML's ``SafeLoader``), so every key pa
 line it came from; pydantic's error locations are then mapped back to those lines. ``${VAR}``
 takes a value from the environment (unset = error), ``${VAR:-default}`` has a default.
 Plugin sections are validated against each component's own ``settings_model`` and reported
-the same way. All problems are collected and raised together as one :class:`ConfigError`.
+the same way. Problems are collected in stages and each stage's problems are raised together as
+one :class:`ConfigError`: YAML syntax and duplicate keys, then ``${VAR}`` references, then the
+core keys, then the plugins and their sections (a later stage needs the earlier ones to pass).
+Values taken from the environment are never shown in a message, in core and plugin sections alike.
 """
 
 from __future__ import annotations
@@ -23,7 +26,15 @@ from gateway.errors import ConfigError, ConfigProblem, PluginError
 from gateway.settings import GatewaySettings
 
 Path_ = tuple[Any, ...]
+Secrets = dict[Path_, tuple[str, ...]]  # key path -> environment-derived strings its value contains
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HIDDEN = "<a value from the environment>"
+# pydantic's wording names Python types; operators write YAML lists and mappings.
+_YAML_WORDING = {
+    **dict.fromkeys(("tuple_type", "list_type", "set_type", "frozen_set_type"), "input should be a list"),
+    **dict.fromkeys(("model_type", "model_attributes_type", "dict_type"),
+                    "input should be a mapping (key: value lines)"),
+}
 
 
 def load_config(
@@ -32,12 +43,15 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     check_plugins: bool = True,
     extra_plugins: Sequence[object] = (),
+    path_hint: str = "give the path of an existing file",
 ) -> GatewaySettings:
     """Read, substitute and validate the YAML at ``path``.
 
     With ``check_plugins`` (the default) the listed plugins are loaded and every configured
-    component's settings are validated too, so ``voicegate check-config`` catches everything
-    start-up would. Raises :class:`ConfigError` listing every problem found.
+    component's settings are validated too. What only start-up checks (files a plugin reads,
+    connections, the speaker model) is listed in docs/configuration.md. ``path_hint`` says how
+    the caller's command takes the path, for the missing-file message. Raises
+    :class:`ConfigError` listing the problems of the first stage that has any.
     """
     file = str(path)
     try:
@@ -45,19 +59,21 @@ def load_config(
     except FileNotFoundError:
         raise ConfigError(
             [ConfigProblem(file, None, "", "the configuration file does not exist",
-                           "Create it (copy config/gateway.yaml) or pass the right path with --config")]
+                           f"Create it (copy config/gateway.yaml) or {path_hint}")]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem(file, None, "", f"cannot read the file ({exc})", "Check its permissions and encoding (UTF-8)")]) from None
     config_dir = str(Path(path).resolve().parent)
-    settings = parse_config(text, file=file, config_dir=config_dir, environ=environ)
+    settings = parse_config(text, file=file, config_dir=config_dir, environ=environ, check_urls=True)
     if check_plugins:
         from gateway.plugin_manager import load_plugins
 
         try:
             plugins = load_plugins(settings.plugins, extra_plugins)
         except PluginError as exc:
-            raise ConfigError([ConfigProblem(file, settings.line_of(("plugins",)), "plugins", str(exc).rstrip("."), "")]) from exc
+            # a plugin name may come from ${VAR}: the message quotes it
+            message = _scrub(str(exc), _values_under(settings.secret_paths, ("plugins",))).rstrip(".")
+            raise ConfigError([ConfigProblem(file, settings.line_of(("plugins",)), "plugins", message, "")]) from exc
         problems = component_problems(settings, plugins.components)
         if problems:
             raise ConfigError(problems)
@@ -65,9 +81,15 @@ def load_config(
 
 
 def parse_config(
-    text: str, *, file: str = "<string>", config_dir: str | None = None, environ: Mapping[str, str] | None = None
+    text: str, *, file: str = "<string>", config_dir: str | None = None, environ: Mapping[str, str] | None = None,
+    check_urls: bool = False,
 ) -> GatewaySettings:
-    """Validate YAML ``text`` as the gateway configuration (no plugins loaded)."""
+    """Validate YAML ``text`` as the gateway configuration (no plugins loaded).
+
+    ``check_urls`` also checks ``database.url`` and ``coordination.redis_url`` as start-up would use them
+    (:func:`load_config` does); off by default because operator tools parse with unset variables filled in
+    (empty or a placeholder) and never connect.
+    """
     env = os.environ if environ is None else environ
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -91,16 +113,17 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(file, 1, "", f"expected a mapping of sections, found {type(data).__name__}",
                                          "Start the file with keys such as 'server:' and 'plugins:'")])
-    secrets: set[Path_] = set()
+    secrets: Secrets = {}
     problems = []
     data = _substitute(data, (), env, secrets, problems, file, lines)
     if problems:
         raise ConfigError(problems)
     try:
-        settings = GatewaySettings.model_validate(data)
+        settings = GatewaySettings.model_validate(data, context={"check_urls": check_urls})
     except ValidationError as exc:
         raise ConfigError(_problems(exc, file, lines, secrets, GatewaySettings)) from None
-    return settings.with_source(config_path=file, config_dir=config_dir or str(Path.cwd()), lines=lines)
+    return settings.with_source(config_path=file, config_dir=config_dir or str(Path.cwd()), lines=lines,
+                                secrets=secrets)
 
 
 def component_problems(settings: GatewaySettings, components: Any) -> list[ConfigProblem]:
@@ -115,8 +138,9 @@ def component_problems(settings: GatewaySettings, components: Any) -> list[Confi
         entry = registered.get(name)
         if entry is None:
             known = ", ".join(sorted(registered)) or "none"
+            shown = _HIDDEN if name_path in settings.secret_paths else f"'{name}'"  # e.g. use: ${BOT}
             problems.append(ConfigProblem(
-                file, settings.line_of(name_path), _dotted(name_path), f"no loaded plugin provides a {kind} named '{name}'",
+                file, settings.line_of(name_path), _dotted(name_path), f"no loaded plugin provides a {kind} named {shown}",
                 f"Registered {kind}s: {known}. Add the plugin that provides it to 'plugins' or fix the name",
             ))
             return
@@ -161,7 +185,9 @@ def _section_problems(settings: GatewaySettings, model: type[M], raw: Any,
     try:
         return model.model_validate(raw or {}), []
     except ValidationError as exc:
-        return None, _problems(exc, settings.config_path or "<settings>", settings._lines, set(), model, prefix=path)
+        # the section's key paths are the YAML's, so the loader's record of ${VAR} values applies here too
+        return None, _problems(exc, settings.config_path or "<settings>", settings._lines, settings.secret_paths,
+                               model, prefix=path)
 
 
 def resolved_database_url(settings: GatewaySettings) -> str:
@@ -195,19 +221,23 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], problems
             _index_lines(item, path + (index,), lines, problems, file)
 
 
-def _substitute(value: Any, path: Path_, env: Mapping[str, str], secrets: set[Path_],
+def _substitute(value: Any, path: Path_, env: Mapping[str, str], secrets: Secrets,
                 problems: list[ConfigProblem], file: str, lines: dict[Path_, int]) -> Any:
+    """``value`` with every ``${VAR}`` replaced; records in ``secrets`` which paths hold environment values."""
     if isinstance(value, dict):
         return {k: _substitute(v, path + (k,), env, secrets, problems, file, lines) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, path + (i,), env, secrets, problems, file, lines) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
-    secrets.add(path)
+    if _unterminated(value, path, problems, file, lines):
+        return value
+    used: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env:
+            used.append(env[name])
             return env[name]
         if default is not None:
             return default
@@ -217,10 +247,27 @@ def _substitute(value: Any, path: Path_, env: Mapping[str, str], secrets: set[Pa
         ))
         return ""
 
-    return _VAR.sub(replace, value)
+    result = _VAR.sub(replace, value)
+    # the environment values and the whole result: a message may quote either
+    secrets[path] = tuple(v for v in {*used, result} if v) if used else ()
+    return result
 
 
-def _problems(exc: ValidationError, file: str, lines: Mapping[Path_, int], secrets: set[Path_],
+def _unterminated(value: str, path: Path_, problems: list[ConfigProblem], file: str, lines: dict[Path_, int]) -> bool:
+    """Report a ``${`` that does not open a valid ``${NAME}``/``${NAME:-default}`` (left as is, it would become the
+    value: a secret reading literally ``${VOICEGATE_REST_SECRET``)."""
+    for start in (m.start() for m in re.finditer(r"\$\{", value)):
+        if _VAR.match(value, start) is None:
+            problems.append(ConfigProblem(
+                file, lines.get(path), _dotted(path),
+                "'${' does not start a valid environment variable reference (a missing '}' or a bad name)",
+                "Write ${NAME} or ${NAME:-default}, NAME made of letters, digits and '_', with the closing '}'",
+            ))
+            return True
+    return False
+
+
+def _problems(exc: ValidationError, file: str, lines: Mapping[Path_, int], secrets: Mapping[Path_, tuple[str, ...]],
               model: type[BaseModel], prefix: Path_ = ()) -> list[ConfigProblem]:
     found: list[ConfigProblem] = []
     for error in exc.errors():
@@ -228,6 +275,7 @@ def _problems(exc: ValidationError, file: str, lines: Mapping[Path_, int], secre
         path = prefix + loc
         line = _line(lines, path)
         kind = error["type"]
+        ctx = error.get("ctx") or {}
         if kind == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
             problem = "unknown key"
@@ -236,11 +284,40 @@ def _problems(exc: ValidationError, file: str, lines: Mapping[Path_, int], secre
             problem = "a required key is missing"
             hint = "Add it"
         else:
-            shown = "" if any(path[: len(s)] == s for s in secrets) else f", found {error.get('input')!r}"
-            problem = f"{error['msg'][0].lower()}{error['msg'][1:]}{shown}"
-            hint = "Fix the value"
+            problem = _YAML_WORDING.get(kind) or f"{error['msg'][0].lower()}{error['msg'][1:]}"
+            hint = str(ctx.get("hint", "Fix the value"))
+            # Under a ${VAR} value, or above one (a whole section as input): show neither the input nor any message
+            # that quotes an environment value (a plugin's own validator may).
+            values = _values_under(secrets, path) + _values_above(secrets, path)
+            if _overlaps_secret(secrets, path):
+                if any(v in problem for v in values):
+                    problem = f"{_HIDDEN} is not valid here ({kind}; the details would show it)"
+            else:
+                problem += f", found {ctx['found'] if 'found' in ctx else error.get('input')!r}"
         found.append(ConfigProblem(file, line, _dotted(path), problem, hint))
     return found
+
+
+def _overlaps_secret(secrets: Mapping[Path_, tuple[str, ...]], path: Path_) -> bool:
+    """Whether ``path`` holds, or lies inside, a value that came from ``${VAR}``."""
+    return any(s[: len(path)] == path or path[: len(s)] == s for s in secrets)
+
+
+def _values_under(secrets: Mapping[Path_, tuple[str, ...]], path: Path_) -> tuple[str, ...]:
+    """The environment-derived strings at ``path`` or inside it."""
+    return tuple(v for s, values in secrets.items() if s[: len(path)] == path for v in values)
+
+
+def _values_above(secrets: Mapping[Path_, tuple[str, ...]], path: Path_) -> tuple[str, ...]:
+    """The environment-derived strings of a value that contains ``path``."""
+    return tuple(v for s, values in secrets.items() if path[: len(s)] == s and s != path for v in values)
+
+
+def _scrub(text: str, values: Sequence[str]) -> str:
+    """``text`` with every environment-derived value replaced by a placeholder, longest first."""
+    for value in sorted(set(values), key=len, reverse=True):
+        text = text.replace(value, _HIDDEN)
+    return text
 
 
 def _line(lines: Mapping[Path_, int], path: Path_) -> int | None:

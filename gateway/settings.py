@@ -12,9 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from gateway.agent_settings import AgentsSettings
+
+# Schemes redis-py's ``from_url`` accepts; anything else fails only when ``voicegate run`` connects.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class _Section(BaseModel):
@@ -40,11 +44,71 @@ class DatabaseSettings(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("url")
+    @classmethod
+    def _supported_url(cls, url: str, info: ValidationInfo) -> str:
+        """Reject what :func:`gateway.db.database.normalise_url` would reject at start-up, so check-config sees it."""
+        if not _check_urls(info):
+            return url
+        # Imported here: the settings stay importable without loading SQLAlchemy.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        from gateway.db.database import DatabaseError, normalise_url
+
+        hint = ("Use sqlite+aiosqlite:///<file> (relative to the YAML's folder) or "
+                "postgresql+asyncpg://<user>:<password>@<host>/<db>; sqlite:/// and postgresql:// are accepted too")
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
+            raise PydanticCustomError("database_url", "not a database URL", {"hint": hint, "found": url}) from None
+        try:
+            normalise_url(url)
+        except DatabaseError:
+            driver = make_url(url).drivername
+            if driver.startswith("sqlite"):  # the only other refusal: an in-memory database
+                raise PydanticCustomError(
+                    "database_url", "an in-memory SQLite database cannot be shared between the gateway's connections",
+                    {"hint": "Use a file, e.g. sqlite+aiosqlite:///var/voicegate.db", "found": shown}) from None
+            raise PydanticCustomError("database_url", "the database driver '{driver}' is not supported",
+                                      {"driver": driver, "hint": hint, "found": shown}) from None
+        return url
+
 
 class CoordinationSettings(_Section):
     """Set ``redis_url`` to run several gateway instances: per-conversation ordering then spans them."""
 
     redis_url: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """Empty means unset (``${REDIS_URL:-}``); otherwise the scheme redis-py needs, checked before start-up."""
+        if not url:
+            return None
+        if _check_urls(info) and not url.lower().startswith(REDIS_SCHEMES):
+            raise PydanticCustomError(
+                "redis_url", "a Redis URL must start with redis://, rediss:// (TLS) or unix://",
+                {"hint": "Write it as redis://<host>:6379/0 (rediss:// for TLS, unix:///path/to/redis.sock), "
+                         "or remove coordination.redis_url for a single instance",
+                 "found": _without_password(url)})
+        return url
+
+
+def _check_urls(info: ValidationInfo) -> bool:
+    """URLs are checked unless validated with ``context={"check_urls": False}``, as
+    :func:`gateway.config_loader.parse_config` does for operator tools that fill unset variables with placeholders."""
+    return not (isinstance(info.context, dict) and info.context.get("check_urls") is False)
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any ``user:password@`` credentials masked, for error messages."""
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}" if ":" in credentials else f"{head}://***@{host}"
 
 
 class ComponentUse(_Section):
@@ -102,6 +166,8 @@ class GatewaySettings(_Section):
     _config_dir: str | None = PrivateAttr(default=None)
     # key path (tuple of str/int) -> line number in the YAML, for errors found after loading
     _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
+    # key path -> the environment-derived strings in its value: errors found later (plugin sections) must not show them
+    _secrets: dict[tuple[Any, ...], tuple[str, ...]] = PrivateAttr(default_factory=dict)
 
     @property
     def config_path(self) -> str | None:
@@ -122,13 +188,21 @@ class GatewaySettings(_Section):
         return None
 
     def with_source(
-        self, *, config_path: str | None, config_dir: str, lines: dict[tuple[Any, ...], int] | None = None
+        self, *, config_path: str | None, config_dir: str, lines: dict[tuple[Any, ...], int] | None = None,
+        secrets: dict[tuple[Any, ...], tuple[str, ...]] | None = None,
     ) -> "GatewaySettings":
-        """Attach where the settings came from (used by the loader and :mod:`gateway.testing`)."""
+        """Attach where the settings came from (used by the loader and :mod:`gateway.testing`): the file, the
+        folder, each key path's line, and which key paths hold values taken from the environment."""
         self._config_path = config_path
         self._config_dir = config_dir
         self._lines = dict(lines or {})
+        self._secrets = dict(secrets or {})
         return self
+
+    @property
+    def secret_paths(self) -> dict[tuple[Any, ...], tuple[str, ...]]:
+        """Key paths whose values came (partly) from ``${VAR}``, with the strings error messages must not show."""
+        return dict(self._secrets)
 
     def resolve_path(self, value: str) -> str:
         """``value`` made absolute against :attr:`config_dir`."""

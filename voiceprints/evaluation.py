@@ -50,12 +50,17 @@ def load_trials(path: str | Path) -> list[Trial]:
             continue
         try:
             item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("not a JSON object")
+            missing = [key for key in ("enroll", "test", "target") if key not in item]
+            if missing:
+                raise ValueError(f"missing key{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))}")
             enroll, test, target = item["enroll"], item["test"], item["target"]
             if not (isinstance(enroll, list) and enroll and all(isinstance(e, str) for e in enroll)):
                 raise ValueError("'enroll' must be a non-empty list of paths")
             if not isinstance(test, str) or not isinstance(target, bool):
                 raise ValueError("'test' must be a path and 'target' true or false")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
             raise VoiceprintError(
                 f"{file}:{number}: not a trial ({exc}); expected "
                 '{"enroll": ["spk/a.wav", ...], "test": "spk/b.wav", "target": true}'

