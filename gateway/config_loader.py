@@ -12,6 +12,7 @@ Values taken from the environment are never shown in a message, in core and plug
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import types
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.errors import ConfigError, ConfigProblem, PluginError
 from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
 
 Path_ = tuple[Any, ...]
 Secrets = dict[Path_, tuple[str, ...]]  # key path -> environment-derived strings its value contains
@@ -77,7 +80,37 @@ def load_config(
         problems = component_problems(settings, plugins.components)
         if problems:
             raise ConfigError(problems)
+        for warning in unused_plugins(settings, plugins.components):
+            log.warning("%s", warning)
     return settings
+
+
+def unused_plugins(settings: GatewaySettings, components: Any) -> list[str]:
+    """A warning for each enabled plugin that registers components of which the file configures none.
+
+    Not an error: a plugin may be enabled ahead of its settings. But a channel plugin listed without its
+    ``channels:`` entry is simply not opened, which an operator should hear about.
+    """
+    used = {("channel", name) for name in settings.channels}
+    used |= {("bot", use.use) for use in settings.bots} | {("CRM backend", use.use) for use in settings.crm}
+    if settings.authentication is not None:
+        used |= {("authenticator", name) for name in (settings.authentication.use, *settings.authentication.authenticators)}
+    provided: dict[str, list[tuple[str, str]]] = {}
+    for kind, registered in (("channel", components.channels), ("bot", components.bots),
+                             ("CRM backend", components.crm), ("authenticator", components.authenticators)):
+        for name, entry in registered.items():
+            provided.setdefault(entry.plugin, []).append((kind, name))
+    where = {"channel": "channels.{}", "bot": "bots[].use: {}", "CRM backend": "crm[].use: {}",
+             "authenticator": "authentication.authenticators.{}"}
+    warnings = []
+    for plugin in settings.plugins:
+        offered = provided.get(plugin, [])
+        if offered and not any(item in used for item in offered):
+            names = ", ".join(f"{kind} '{name}'" for kind, name in offered)
+            places = " or ".join(where[kind].format(name) for kind, name in offered)
+            warnings.append(f"{settings.config_path}: plugin '{plugin}' is enabled but nothing it provides ({names}) is "
+                            f"configured, so it does nothing; add {places}, or remove it from plugins")
+    return warnings
 
 
 def parse_config(

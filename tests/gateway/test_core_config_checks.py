@@ -4,6 +4,7 @@ Redis and database URLs, YAML wording, the missing-file hint."""
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import gw_plugins as gp
 import pytest
@@ -217,3 +218,28 @@ def test_the_missing_file_hint_fits_every_command(tmp_path, capsys):
     assert "or pass the right path with --config FILE" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="or give the path of an existing file$"):
         load_config(missing)
+
+
+# --------------------------------------------------------------------------- enabled but unused plugins
+
+
+def test_an_enabled_plugin_with_nothing_configured_is_a_warning(tmp_path, caplog):
+    path = write(tmp_path, """\
+        plugins: [rest, telegram]
+        channels:
+          rest: {secret: a-long-enough-secret}
+    """)
+    with caplog.at_level("WARNING", logger="gateway.config_loader"):
+        settings = load_config(path)
+    assert settings.plugins == ("rest", "telegram")  # a warning, not an error
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "gateway.config_loader"]
+    assert warning == (f"{path}: plugin 'telegram' is enabled but nothing it provides (channel 'telegram') is "
+                       "configured, so it does nothing; add channels.telegram, or remove it from plugins")
+
+
+def test_the_shipped_configuration_has_no_unused_plugin(monkeypatch, caplog):
+    monkeypatch.setenv("VOICEGATE_REST_SECRET", "a-long-enough-secret")
+    monkeypatch.setenv("VOICEGATE_AGENT_TOKEN", "a-long-enough-token")
+    with caplog.at_level("WARNING", logger="gateway.config_loader"):
+        load_config(Path(__file__).resolve().parents[2] / "config" / "gateway.yaml")
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.config_loader"] == []
