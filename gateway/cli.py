@@ -403,15 +403,15 @@ class _Blank(dict):  # type: ignore[type-arg]
 
 
 def _db_upgrade(options: argparse.Namespace) -> int:
-    from gateway.config_loader import resolved_database_url
     from gateway.db.migrate import upgrade
 
     schema = options.schema
     if options.url:
         url = options.url
-    else:
-        settings = _load(options.config, check_plugins=False, path_hint="pass the right path with --config FILE")
-        url, schema = resolved_database_url(settings), schema or settings.database.db_schema
+    else:  # only database.* matters here: channel secrets and agent tokens may be unset
+        if not Path(options.config).is_file():
+            _load(options.config, path_hint="pass the right path with --config FILE, or --url URL")  # says it is missing
+        url, schema = _database(options.config, _operator_settings(options.config), None, schema)
     known = _known_revisions(options.revision)
     if known:
         print(f"error: unknown revision {options.revision!r}; the migrations know {known} (or 'head' for the newest, "

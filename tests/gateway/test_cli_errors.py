@@ -25,6 +25,22 @@ def test_db_upgrade_to_an_unknown_revision_names_the_known_ones(tmp_path, capsys
     assert "error: cannot migrate to revision '+5'" in capsys.readouterr().err
 
 
+def test_db_upgrade_from_a_config_needs_only_the_database_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("VG_TEST_UNSET_SECRET", raising=False)
+    monkeypatch.delenv("VG_TEST_UNSET_DB", raising=False)
+    config = tmp_path / "gateway.yaml"
+    config.write_text('database: {url: "sqlite+aiosqlite:///gateway.db"}\nplugins: [rest]\n'
+                      'channels:\n  rest: {secret: "${VG_TEST_UNSET_SECRET}"}\n')
+    assert main(["db", "upgrade", "--config", str(config)]) == 0  # the unset channel secret does not matter here
+    assert "database schema at revision 0003" in capsys.readouterr().out
+    assert (tmp_path / "gateway.db").exists()  # relative to the YAML's folder
+    config.write_text('database: {url: "${VG_TEST_UNSET_DB}"}\n')
+    assert main(["db", "upgrade", "--config", str(config)]) == 1
+    assert "database.url uses an environment variable that is not set" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "the configuration file does not exist" in capsys.readouterr().err
+
+
 def test_run_on_a_port_in_use_says_so_before_starting_up(tmp_path):
     config = tmp_path / "gateway.yaml"
     config.write_text('server: {host: 127.0.0.1, port: 0}\ndatabase: {url: "sqlite+aiosqlite:///gateway.db"}\n'
