@@ -3,7 +3,6 @@ Redis and database URLs, YAML wording, the missing-file hint."""
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import gw_plugins as gp
@@ -14,18 +13,9 @@ from gateway.cli import main
 from gateway.components import PluginSettings
 from gateway.config_loader import load_config, parse_config, plugin_section
 from gateway.errors import ConfigError
+from test_core_config import problems, write
 
 SECRET = "sh0rt-s3cr3t"  # the value no message may contain
-
-
-def write(tmp_path, text: str, name: str = "gateway.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def messages(excinfo) -> list[str]:
-    return [str(p) for p in excinfo.value.problems]
 
 
 # --------------------------------------------------------------------------- environment values never shown
@@ -36,7 +26,7 @@ def test_an_environment_value_in_a_core_key_is_not_shown(tmp_path, monkeypatch):
     path = write(tmp_path, "logging: {level: '${VG_TEST_LEVEL}'}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    [message] = messages(info)
+    [message] = problems(info)
     assert message.startswith(f"{path}:1 at 'logging.level': input should be 'DEBUG'")
     assert SECRET not in str(info.value)
 
@@ -46,7 +36,7 @@ def test_an_environment_value_in_a_plugin_section_is_not_shown(tmp_path, monkeyp
     path = write(tmp_path, "plugins: [rest]\nchannels:\n  rest:\n    secret: '${VG_TEST_SECRET}'\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert messages(info) == [f"{path}:4 at 'channels.rest.secret': string should have at least 8 characters. Fix the value"]
+    assert problems(info) == [f"{path}:4 at 'channels.rest.secret': string should have at least 8 characters. Fix the value"]
     assert "short'" not in str(info.value)
 
 
@@ -64,7 +54,7 @@ def test_a_whole_section_or_a_component_name_from_the_environment_is_not_shown(t
     path = write(tmp_path, "channels: {testchat: '${VG_TEST_CHAT}'}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    assert messages(info) == [f"{path}:1 at 'channels.testchat': input should be a mapping (key: value lines). Fix the value"]
+    assert problems(info) == [f"{path}:1 at 'channels.testchat': input should be a mapping (key: value lines). Fix the value"]
     path = write(tmp_path, "bots: [{use: '${VG_TEST_BOT}'}]\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, extra_plugins=[gp.CorePlugin()])
@@ -99,7 +89,7 @@ def test_a_plugin_validator_quoting_the_value_is_hidden(tmp_path, monkeypatch):
     settings = parse_config("channels: {echo: {token: 'tok-${VG_TEST_TOKEN}'}}\n", file="g.yaml")
     with pytest.raises(ConfigError) as info:
         plugin_section(settings, _EchoingSettings, ("channels", "echo"))
-    assert messages(info) == [
+    assert problems(info) == [
         "g.yaml:1 at 'channels.echo.token': <a value from the environment> is not valid here "
         "(value_error; the details would show it). Fix the value"
     ]
@@ -118,7 +108,7 @@ def test_an_unterminated_or_malformed_reference_is_an_error(tmp_path, monkeypatc
     path = write(tmp_path, f"plugins: []\nchannels:\n  rest:\n    secret: \"{value}\"\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    assert messages(info) == [
+    assert problems(info) == [
         f"{path}:4 at 'channels.rest.secret': '${{' does not start a valid environment variable reference "
         "(a missing '}' or a bad name). Write ${NAME} or ${NAME:-default}, NAME made of letters, digits and '_', "
         "with the closing '}'"
@@ -133,7 +123,7 @@ def test_a_redis_url_without_a_redis_scheme_is_reported(tmp_path, url):
     path = write(tmp_path, f"coordination:\n  redis_url: \"{url}\"\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    [message] = messages(info)
+    [message] = problems(info)
     assert message.startswith(f"{path}:2 at 'coordination.redis_url': a Redis URL must start with redis://, "
                               f"rediss:// (TLS) or unix://, found '{url}'. Write it as redis://<host>:6379/0")
 
@@ -168,7 +158,7 @@ def test_a_database_url_the_gateway_cannot_open_is_reported(tmp_path, url, probl
     path = write(tmp_path, f"database:\n  url: \"{url}\"\n")
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    [message] = messages(info)
+    [message] = problems(info)
     assert message.startswith(f"{path}:2 at 'database.url': {problem}")
 
 
@@ -201,7 +191,7 @@ def test_lists_and_mappings_are_named_as_in_yaml(tmp_path):
         """)
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
-    assert messages(info) == [
+    assert problems(info) == [
         f"{path}:1 at 'server': input should be a mapping (key: value lines), found 8080. Fix the value",
         f"{path}:4 at 'agents.team[0].skills': input should be a list, found 'billing'. Fix the value",
     ]
