@@ -129,9 +129,13 @@ def parse_config(
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
+        problem = f"invalid YAML: {exc.problem or exc}"
+        # Where the parser noticed is often lines after the cause (an unclosed quote swallows what follows); the
+        # construct it was inside starts nearer to it.
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            problem += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
         raise ConfigError(
-            [ConfigProblem(file, line, "", f"invalid YAML: {exc.problem or exc}",
-                           "Fix the syntax (indentation, a missing ':' or quote)")]
+            [ConfigProblem(file, line, "", problem, "Fix the syntax (indentation, a missing ':' or quote)")]
         ) from None
     if node is None:
         data: Any = {}

@@ -233,3 +233,17 @@ def test_the_shipped_configuration_has_no_unused_plugin(monkeypatch, caplog):
     with caplog.at_level("WARNING", logger="gateway.config_loader"):
         load_config(Path(__file__).resolve().parents[2] / "config" / "gateway.yaml")
     assert [r.getMessage() for r in caplog.records if r.name == "gateway.config_loader"] == []
+
+
+def test_a_yaml_error_also_names_the_line_where_the_broken_part_starts(tmp_path):
+    path = write(tmp_path, """\
+        server:
+          host: "127.0.0.1
+          port: 8080
+        plugins: [rest]
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, check_plugins=False)
+    [message] = problems(info)
+    assert message.startswith(f"{path}:5: invalid YAML:")  # where the parser noticed, past the unclosed quote
+    assert "(while scanning a quoted scalar that starts at line 2)" in message  # where the quote opened
