@@ -13,7 +13,9 @@ embeddings and stay here.
 from __future__ import annotations
 
 import logging
+import math
 import random
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 
 ACCEPT_PAYLOAD = "voice_consent_accept"
 DECLINE_PAYLOAD = "voice_consent_decline"
-AGENT_WORDS = frozenset({"agent", "operator", "human", "operatore", "persona"})
+AGENT_WORDS = frozenset({"agent", "agents", "operator", "operators", "human", "operatore", "operatori", "operatrice",
+                         "persona"})
 
 
 class VoiceAuthenticator:
@@ -324,7 +327,8 @@ class VoiceAuthenticator:
         return AuthStep(AuthStatus.PENDING, (self._with_agent(lang, text),), new_state)
 
     def _locked(self, lang: str | None, key: str, reason: str = "locked") -> AuthStep:
-        return AuthStep(AuthStatus.LOCKED, (OutboundMessage(text=texts.text(lang, key)),), {},
+        minutes = math.ceil(self.settings.lockout_s / 60)
+        return AuthStep(AuthStatus.LOCKED, (OutboundMessage(text=texts.text(lang, key, minutes=minutes)),), {},
                         handoff=True, reason=reason)
 
     def _with_agent(self, lang: str | None, text: str) -> OutboundMessage:
@@ -335,4 +339,6 @@ class VoiceAuthenticator:
     def _wants_agent(self, message: InboundMessage) -> bool:
         if message.button is not None:
             return message.button == self.settings.agent_payload
-        return (message.text or "").strip().lower().strip(".!?") in AGENT_WORDS
+        # Any wording that names an agent ("talk to an agent", "parla con un operatore"): mid-verification a customer
+        # who mentions one wants one, and a channel without buttons can only type it.
+        return not AGENT_WORDS.isdisjoint(re.findall(r"\w+", (message.text or "").lower()))

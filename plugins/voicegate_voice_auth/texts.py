@@ -15,12 +15,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "verify": "To continue, send a voice note — say: {say}",
         "retry": "{reason} Please try again ({left} left) — say: {say}",
         "unusable": "{reason} Say: {say}",
-        "reminder_note": "Please send a voice note (hold or tap the microphone) — say: {say}",
+        "reminder_note": "Please send a voice note (hold or tap the microphone) — say: {say}. To stop, write cancel.",
         "reminder_consent": "Please choose Accept or Decline to continue.",
         "declined": "No problem. Nothing was stored. An agent can help you with this instead.",
-        "locked": ("I couldn't verify your voice, so voice checks are paused for your account for a while. "
+        "locked": ("I couldn't verify you, so voice checks are paused for your account for {minutes} minutes. "
                    "I'm passing you to an agent here in the chat."),
-        "locked_now": ("Voice checks are paused for your account for a while after failed attempts. "
+        "locked_now": ("Voice checks are paused for your account after failed attempts (up to {minutes} minutes). "
                        "I'm passing you to an agent here in the chat."),
         "verified": "Thanks, it's you.",
         "busy": "Sorry, I couldn't check that note right now. Please send a new one in a moment — say: {say}",
@@ -30,7 +30,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "replay": "That recording was already used; please record a new note.",
         "reenrol": "Your voiceprint needs to be recorded again.",
         "cancelled": "OK, cancelled. Ask me again whenever you like, or talk to an agent.",
-        "forgotten": "Done: I deleted your voiceprint and the voice data kept for you.",
+        "forgotten": "Done: no voiceprint or voice data is kept for you any more.",
     },
     "it": {
         "enrol_first": "Grazie. Registriamo la tua impronta vocale: {total} brevi messaggi vocali. Messaggio 1 — di': {say}",
@@ -40,13 +40,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "verify": "Per continuare, invia un messaggio vocale — di': {say}",
         "retry": "{reason} Riprova (ancora {left}) — di': {say}",
         "unusable": "{reason} Di': {say}",
-        "reminder_note": "Invia un messaggio vocale (tieni premuto o tocca il microfono) — di': {say}",
+        "reminder_note": "Invia un messaggio vocale (tieni premuto o tocca il microfono) — di': {say}. Per uscire, scrivi annulla.",
         "reminder_consent": "Scegli Accetto o Rifiuto per continuare.",
         "declined": "Nessun problema, non ho salvato nulla. Un operatore può aiutarti.",
-        "locked": ("Non sono riuscito a verificare la tua voce, quindi le verifiche vocali sono sospese per un po'. "
+        "locked": ("Non sono riuscito a verificarti, quindi le verifiche vocali sono sospese per {minutes} minuti. "
                    "Ti passo a un operatore qui in chat."),
-        "locked_now": ("Le verifiche vocali del tuo account sono sospese per un po' dopo alcuni tentativi falliti. "
-                       "Ti passo a un operatore qui in chat."),
+        "locked_now": ("Le verifiche vocali del tuo account sono sospese dopo alcuni tentativi falliti (fino a "
+                       "{minutes} minuti). Ti passo a un operatore qui in chat."),
         "verified": "Grazie, sei tu.",
         "busy": "Non riesco a controllare il messaggio in questo momento. Mandane uno nuovo tra poco — di': {say}",
         "agent": "Certo, ti passo a un operatore qui in chat.",
@@ -55,7 +55,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "replay": "Questa registrazione è già stata usata; registra un nuovo messaggio.",
         "reenrol": "La tua impronta vocale va registrata di nuovo.",
         "cancelled": "Va bene, annullato. Chiedimelo di nuovo quando vuoi, o parla con un operatore.",
-        "forgotten": "Fatto: ho cancellato la tua impronta vocale e i dati della voce salvati.",
+        "forgotten": "Fatto: non conservo più nessuna impronta vocale né dati della tua voce.",
     },
 }
 

@@ -33,6 +33,7 @@ async def test_text_while_a_note_is_expected_gets_a_reminder_and_costs_nothing(v
     challenge = prompted_digits(replies)
     reminder = await driver.say("hello?")
     assert "Please send a voice note" in all_text(reminder)
+    assert "To stop, write cancel." in all_text(reminder)  # the way out, where typing is all a customer can do
     assert prompted_digits(reminder) == challenge  # a reminder repeats the prompt, it does not draw a new one
 
     silent = (shared_dir() / "audio" / "voice-notes" / "silence-3s.ogg").read_bytes()
@@ -84,6 +85,17 @@ async def test_the_agent_button_while_verifying_hands_over_at_once(voice_setting
     assert conversation.state is ConversationState.WITH_AGENT
 
 
+@pytest.mark.parametrize("typed", ["talk to an agent", "Parla con un operatore, per favore!"])
+async def test_asking_for_an_agent_in_words_while_verifying_hands_over(voice_settings, gateway_client, typed) -> None:
+    # A channel without buttons (SMS) leaves only typing; the button's own title must work as typed text too.
+    client = await gateway_client(voice_settings())
+    driver, _ = await _consented(client)
+    replies = await driver.say(typed)
+    assert "passing you to an agent" in all_text(replies), all_text(replies)
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=await _customer(client))
+    assert conversation.state is ConversationState.WITH_AGENT
+
+
 async def test_passphrase_mode_enrols_and_verifies_the_same_phrase(voice_settings, gateway_client) -> None:
     client = await gateway_client(voice_settings(mode="passphrase", passphrase="4 7 2 9"))
     driver, replies = await _consented(client)
@@ -117,7 +129,7 @@ async def test_cancel_or_delete_while_a_note_is_expected(voice_settings, gateway
     customer = await _customer(client)
 
     replies = await driver.say("Cancella la mia impronta vocale!")
-    assert "Fatto: ho cancellato" in all_text(replies) or "deleted your voiceprint" in all_text(replies)
+    assert "Fatto: non conservo più" in all_text(replies) or "no voiceprint or voice data is kept" in all_text(replies)
     assert await vault.enrolment_notes(customer) == []
     (conversation,) = await runtime_of(client).store.conversations(customer_id=customer)
     assert conversation.state is ConversationState.WITH_BOT
@@ -156,6 +168,7 @@ async def test_a_locked_customer_goes_straight_to_an_agent(voice_settings, gatew
                                         intent="balance", language="en", state={}))
     assert step.status is AuthStatus.LOCKED and step.handoff
     assert "passing you to an agent here in the chat" in step.messages[0].text
+    assert "(up to 10 minutes)" in step.messages[0].text  # lockout_s=600: how long, not "for a while"
     assert (await auth.store.audit_rows("cust-1"))[-1]["decision"] == "locked"
 
 
