@@ -64,6 +64,12 @@ class AgentsSettings(_Frozen):
     team: tuple[AgentProfile, ...] = ()
     templates: tuple[AgentTemplate, ...] = ()
 
+    @property
+    def reachable_team(self) -> tuple[AgentProfile, ...]:
+        """The agents who can sign in to the agent API: an empty token (``"${VAR:-}"`` with VAR unset) locks an
+        agent out until it is set, so routing must not hand them conversations."""
+        return tuple(agent for agent in self.team if agent.token != "")
+
     @model_validator(mode="after")
     def _unique_names(self) -> "AgentsSettings":
         for what, names in (("agent id", [a.id for a in self.team]), ("template name", [t.name for t in self.templates])):

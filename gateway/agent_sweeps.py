@@ -71,7 +71,7 @@ async def assign_queued(desk: "AgentDesk") -> int:
     conversation is assigned, and announced, once. Conversations nobody on the team can
     take (e.g. no one speaks the language) stay queued for a manual claim.
     """
-    team = desk.settings.team
+    team = desk.settings.reachable_team
     loads = await desk.queries.open_loads([a.id for a in team])
     if all(loads.get(a.id, 0) >= a.max_concurrent for a in team):
         return 0  # the usual case while a queue exists: nobody is free, so skip reading it

@@ -146,7 +146,7 @@ class AgentDesk:
         return agent
 
     async def _route(self, skill: str | None, language: str | None, *, pending_for: str | None) -> AgentProfile | None:
-        team = self.settings.team
+        team = self.settings.reachable_team
         if not team:
             return None
         ids = [a.id for a in team]

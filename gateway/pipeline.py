@@ -319,9 +319,9 @@ class Pipeline:
         handoff = turn.handoff
         assert handoff is not None
         conv = turn.conversation
-        if not self.agents.team:
-            # No one could ever take it from the queue (agents sign in as team members): the bot keeps the
-            # conversation and the customer is told now, instead of waiting for an answer that never comes.
+        if not self.agents.reachable_team:
+            # No one could ever take it from the queue (agents sign in as team members, and an empty token locks
+            # one out): the bot keeps the conversation and the customer is told now, not left waiting for nobody.
             turn.add([OutboundMessage(text=self.agents.unavailable_text)], "system")
             turn.event("handoff_unavailable", reason=handoff.reason, skill=handoff.skill)
             return

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from pydantic import ValidationError
 
-from gateway.agent_settings import AgentTemplate
+from gateway.agent_settings import AgentProfile, AgentTemplate
 from gateway.agents import AgentDesk, BadAgentRequest, DeskConflict
 from gateway.conversation import ConversationState
 from gateway.db.agent_queries import ACK_AUTHOR, ACK_EVENT
@@ -60,6 +60,16 @@ async def test_full_team_queues_and_italian_tech_goes_to_carla(desk: AgentDesk, 
     # Carla's max_concurrent is 1; the pending decision for c1 plus the committed one fill her,
     # and the general fallback has Anna (Italian speaker).
     assert (await desk.assign("c2", skill="tech", language="it")).id == "anna"
+
+
+async def test_an_agent_who_cannot_sign_in_gets_no_conversations(store, outbox, clock):
+    # "${VOICEGATE_AGENT_TOKEN_LUCA:-}" unset: Luca is on the team but locked out, so routing passes him over.
+    luca = AgentProfile(id="luca", name="Luca", skills=("general",), languages=("it", "en"), token="")
+    bob = AgentProfile(id="bob", name="Bob", skills=("general",), languages=("it",))
+    desk = AgentDesk(make_settings(team=(luca, bob)), store, outbox, clock)
+    assert (await desk.assign("c1", skill=None, language="it")).id == "bob"  # not Luca, listed first
+    desk = AgentDesk(make_settings(team=(luca,)), store, outbox, clock)
+    assert await desk.assign("c2", skill=None, language="it") is None
 
 
 async def test_no_team_means_queue(store, outbox, clock):

@@ -168,11 +168,12 @@ async def test_locked_verification_hands_off_and_agent_conversation_gets_no_bot_
     assert verification.status.value == "locked" and verification.authenticator == "pin"
 
 
-async def test_without_a_team_a_handoff_leaves_the_conversation_with_the_bot(tmp_path, gateway_client):
-    """No agents configured: nobody could answer from the queue, so the customer is told at once and the bot
-    goes on answering, instead of the conversation waiting for an agent forever."""
+@pytest.mark.parametrize("team", [[], [{"id": "luca", "name": "Luca", "token": ""}]], ids=["no team", "locked out"])
+async def test_without_a_team_a_handoff_leaves_the_conversation_with_the_bot(tmp_path, gateway_client, team):
+    """No agent who can sign in (none configured, or only agents whose token is empty): nobody could answer from
+    the queue, so the customer is told at once and the bot goes on answering, instead of waiting forever."""
     recorder = gp.Recorder()
-    client, _, runtime = await start(tmp_path, gateway_client, recorder)
+    client, _, runtime = await start(tmp_path, gateway_client, recorder, agents={"team": team})
     chat = driver(client)
     replies = await chat.say("agent please")
     assert replies[-1]["text"] == runtime.settings.agents.unavailable_text
