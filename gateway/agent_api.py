@@ -1,17 +1,18 @@
 """The agents' JSON API, mounted by the app under ``/agents``.
 
-=======  ==========================================  =================================================
-method   path (under ``/agents``)                    what
-=======  ==========================================  =================================================
-GET      ``/me/conversations``                       conversations assigned to me, and the queue
-GET      ``/conversations/{id}``                     profile, identities, context, history, events
-POST     ``/conversations/{id}/messages``            ``{"text": ...}`` or ``{"template": ...}``, optional ``"buttons"``
-POST     ``/conversations/{id}/claim``               take a queued conversation
-POST     ``/conversations/{id}/release``             hand the conversation back to the bot
-POST     ``/conversations/{id}/requeue``             put it back in the queue for another agent
-POST     ``/conversations/{id}/close``               close it (optional ``{"reason": ...}``)
-GET      ``/templates``                              reply templates and the variables they need
-=======  ==========================================  =================================================
+=======  ===========================================  =================================================
+method   path (under ``/agents``)                     what
+=======  ===========================================  =================================================
+GET      ``/me/conversations``                        conversations assigned to me, and the queue
+GET      ``/conversations/{id}``                      profile, identities, context, history, events
+POST     ``/conversations/{id}/messages``             ``{"text": ...}`` or ``{"template": ...}``, optional ``"buttons"``
+POST     ``/conversations/{id}/claim``                take a queued conversation
+POST     ``/conversations/{id}/release``              hand the conversation back to the bot
+POST     ``/conversations/{id}/forget-verification``  delete the customer's verification data at their request
+POST     ``/conversations/{id}/requeue``              put it back in the queue for another agent
+POST     ``/conversations/{id}/close``                close it (optional ``{"reason": ...}``)
+GET      ``/templates``                               reply templates and the variables they need
+=======  ===========================================  =================================================
 
 Every request identifies an agent with ``Authorization: Bearer <token>`` (the token set in
 ``agents.team[].token``). An agent configured without a token is identified by the header
@@ -76,6 +77,7 @@ class AgentApi:
             web.post("/conversations/{id}/messages", self._guard(self.send_message)),
             web.post("/conversations/{id}/claim", self._guard(self.claim)),
             web.post("/conversations/{id}/release", self._guard(self.release)),
+            web.post("/conversations/{id}/forget-verification", self._guard(self.forget_verification)),
             web.post("/conversations/{id}/requeue", self._guard(self.requeue)),
             web.post("/conversations/{id}/close", self._guard(self.close)),
             web.get("/templates", self._guard(self.templates)),
@@ -204,6 +206,10 @@ class AgentApi:
 
     async def release(self, request: web.Request, agent: AgentProfile) -> web.Response:
         conversation = await self.desk.release(agent, request.match_info["id"])
+        return web.json_response(_state(conversation))
+
+    async def forget_verification(self, request: web.Request, agent: AgentProfile) -> web.Response:
+        conversation = await self.desk.forget_verification(agent, request.match_info["id"])
         return web.json_response(_state(conversation))
 
     async def requeue(self, request: web.Request, agent: AgentProfile) -> web.Response:

@@ -61,6 +61,10 @@ class Outbox(Protocol):
         """Give the conversation to ``agent_id``, or back to the queue with ``None`` (it stays WITH_AGENT)."""
         ...
 
+    async def forget_verification(self, conversation_id: str, *, author: str) -> None:
+        """Delete the customer's verification data and tell them in the conversation."""
+        ...
+
 
 class DeskError(GatewayError):
     """An agent's request cannot be carried out; ``status`` is the HTTP status to answer with."""
@@ -337,6 +341,14 @@ class AgentDesk:
             return "agent_released", {"agent_id": agent.id, "author": agent_author(agent.id)}
 
         return await self._fenced_change(conversation_id, hand_back)
+
+    async def forget_verification(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+        """Delete the customer's verification data (e.g. their voiceprint) at their request, from the conversation
+        ``agent`` holds; the customer is told in the chat. Only the assigned agent may, as for sending."""
+        conversation = await self._conversation(conversation_id)
+        self._require_mine(agent, conversation, "delete verification data")
+        await self.outbox.forget_verification(conversation_id, author=agent_author(agent.id))
+        return await self._conversation(conversation_id)
 
     async def requeue(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
         """Put a conversation assigned to ``agent`` back in the queue for another agent to claim."""

@@ -69,8 +69,9 @@ class AuthGate:
         state = dict(conv.context.get("auth", {}).get(auth.name, {}))
         await self._step(turn, lambda session: auth.handle(session, turn.message), state=state)
 
-    async def forget(self, turn: Turn) -> None:
-        """The customer asked to delete their verification data (``Intent.action == "forget_verification"``)."""
+    async def forget(self, turn: Turn, *, author: str = "customer") -> None:
+        """The customer asked to delete their verification data (``Intent.action == "forget_verification"``), or
+        ``author`` (an agent) did it at their request."""
         auth = self.authenticator
         deleted = False
         if auth is not None:
@@ -82,7 +83,7 @@ class AuthGate:
                 return
             turn.conversation.context.get("auth", {}).pop(auth.name, None)
         turn.conversation.verified_until = None
-        turn.event("verification_forgotten", deleted=deleted)
+        turn.event("verification_forgotten", deleted=deleted, author=author)
         turn.add([OutboundMessage(text=FORGOTTEN_TEXT if deleted else NOTHING_TO_FORGET_TEXT)], "system")
 
     async def _step(self, turn: Turn, call: Callable[[AuthSession], Awaitable[AuthStep]], *, state: dict) -> None:

@@ -19,7 +19,7 @@ import contextvars
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import IntegrityError
 
@@ -356,6 +356,22 @@ class Pipeline:
         A delivery failure (customer offline, channel down) is logged and recorded as a
         ``delivery_failed`` event; the messages stay stored. Raises :class:`UnknownConversation`.
         """
+
+        async def add(turn: Turn) -> None:
+            turn.add(messages, author)
+
+        await self._push_turn(conversation_id, add, author=author)
+
+    async def forget_verification(self, conversation_id: str, *, author: str) -> None:
+        """Delete the customer's verification data (the authenticator's ``forget``, as for a customer who asks the
+        bot) on their behalf, e.g. by the agent they asked, and tell them in the conversation, as :meth:`push` does."""
+
+        async def forget(turn: Turn) -> None:
+            await self.gate.forget(turn, author=author)
+
+        await self._push_turn(conversation_id, forget, author=author)
+
+    async def _push_turn(self, conversation_id: str, fill: Callable[[Turn], Awaitable[None]], *, author: str) -> None:
         conv = await self._conversation(conversation_id)
         async with self._hold(conv.customer_id):
             conv = await self._conversation(conversation_id)
@@ -367,7 +383,7 @@ class Pipeline:
             now = self.clock()
             turn = Turn(message=InboundMessage(conv.channel, conv.sender, ""), conversation=conv,
                         customer_id=conv.customer_id, profile=None, now=now)  # type: ignore[arg-type]
-            turn.add(messages, author)
+            await fill(turn)
             rendered = self._render(turn, channel, in_reply_to=None)
             turn.write_set.add_conversation(conv, now)
             await self.store.commit(turn.write_set)

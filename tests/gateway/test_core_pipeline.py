@@ -189,6 +189,28 @@ async def test_without_a_team_a_handoff_leaves_the_conversation_with_the_bot(tmp
     assert "handoff" not in [kind for kind, _ in recorder.events]
 
 
+async def test_the_agent_deletes_verification_data_for_a_customer_who_asks_them(tmp_path, gateway_client):
+    """While an agent holds the conversation the bots do not hear "forget me"; the agent does it from the desk."""
+    client, plugin, runtime = await start(tmp_path, gateway_client, agents=QUEUE_ONLY_TEAM)
+    chat = driver(client)
+    await chat.say("agent please")
+    [conv] = await runtime.store.conversations()
+    assert conv.assigned_agent == "zoe"
+    assert await chat.say("forget me") == []  # stored for the agent; no bot answers now
+    path = f"/agents/conversations/{conv.id}/forget-verification"
+    refused = await client.post(path, headers={"X-VoiceGate-Agent": "ugo"})
+    assert refused.status == 401 and plugin.built["pin"].forgotten == []  # not on the team
+    answer = await client.post(path, headers={"X-VoiceGate-Agent": "zoe"})
+    assert answer.status == 200, await answer.text()
+    assert plugin.built["pin"].forgotten == [conv.customer_id]
+    history = await runtime.store.history(conv.id)
+    assert history[-1].direction == "out" and history[-1].body["text"] == "Done: I deleted the verification data stored for you."
+    events = await runtime.store.events(conv.id)
+    assert [data for kind, data, _ in events if kind == "verification_forgotten"] == [{"deleted": True, "author": "agent:zoe"}]
+    [still] = await runtime.store.conversations()
+    assert still.state is ConversationState.WITH_AGENT and still.assigned_agent == "zoe"
+
+
 async def test_handoff_from_bot_and_forget_and_close(tmp_path, gateway_client):
     recorder = gp.Recorder()
     client, plugin, runtime = await start(tmp_path, gateway_client, recorder, agents=QUEUE_ONLY_TEAM)
