@@ -6,6 +6,8 @@ Shared by the configuration loader (:mod:`gateway.settings`) and the agent desk
 
 from __future__ import annotations
 
+from typing import Annotated, Union
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -47,22 +49,41 @@ class AgentTemplate(_Frozen):
         return text
 
 
+# A text for customers: one string, or language code -> string (at least one).
+LocalText = Union[str, Annotated[dict[str, Annotated[str, Field(min_length=1)]], Field(min_length=1)]]
+
+
 class AgentsSettings(_Frozen):
     """Live agents and how the gateway treats a customer waiting for one."""
 
     # Acknowledge a customer who wrote to a conversation held by (or queued for) an agent once,
     # when no agent answered within this many seconds. Never repeated while the customer is
     # silent: a slow customer is never nagged.
+    # Each text is one string, or one per language ({en: ..., it: ...}): the customer's language (the
+    # conversation's, else the CRM profile's) picks it, else English, else the first given.
     ack_after_s: float = Field(default=45.0, gt=0)
-    ack_text: str = "Thanks for waiting — an agent will be with you shortly."
-    queued_text: str = "All our agents are busy; you are in the queue and will be answered here."
-    handoff_text: str = "I'm passing you to {agent_name}, who can see our conversation so far."
+    ack_text: LocalText = "Thanks for waiting — an agent will be with you shortly."
+    queued_text: LocalText = "All our agents are busy; you are in the queue and will be answered here."
+    handoff_text: LocalText = "I'm passing you to {agent_name}, who can see our conversation so far."
     # Said instead of a handoff when ``team`` is empty: no one could ever answer a queued
     # conversation, so the bot keeps it rather than leave the customer waiting in limbo.
-    unavailable_text: str = "Sorry, no live agent can take this chat. I can still help you with other questions here."
+    unavailable_text: LocalText = "Sorry, no live agent can take this chat. I can still help you with other questions here."
     sweep_interval_s: float = Field(default=5.0, gt=0)
     team: tuple[AgentProfile, ...] = ()
     templates: tuple[AgentTemplate, ...] = ()
+
+    def text(self, name: str, language: str | None) -> str:
+        """The text ``name`` (e.g. ``"queued_text"``) in ``language`` (``it-IT`` counts as ``it``)."""
+        value = getattr(self, name)
+        if isinstance(value, str):
+            return value
+        primary = (language or "").split("-")[0].split("_")[0].lower()
+        return value.get(primary) or value.get("en") or next(iter(value.values()))
+
+    def all_texts(self, name: str) -> frozenset[str]:
+        """Every language's version of the text ``name``."""
+        value = getattr(self, name)
+        return frozenset([value] if isinstance(value, str) else value.values())
 
     @property
     def reachable_team(self) -> tuple[AgentProfile, ...]:

@@ -22,6 +22,7 @@ from gateway.db.store import ConversationRow
 from gateway.errors import GatewayError
 from gateway.events import HandoffRequested
 from gateway.messages import OutboundMessage
+from gateway.turn import LANGUAGE_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.agents import AgentDesk
@@ -47,7 +48,7 @@ async def acknowledge_waiting(desk: "AgentDesk") -> int:
         recorded = await desk.queries.record_ack(due.conversation_id, cutoff, now)
         if recorded is None:
             continue
-        text = _ack_text(desk.settings, recorded)
+        text = _ack_text(desk.settings, recorded, await _language(desk, recorded.conversation_id))
         # The agent may have answered since the check; then the ack would only confuse.
         if await desk.queries.agent_spoke_after(recorded.conversation_id, recorded.inbound_id):
             continue
@@ -102,10 +103,11 @@ async def assign_queued(desk: "AgentDesk") -> int:
             desk.notifier.notify([("on_handoff", HandoffRequested(
                 queued.id, queued.customer_id, queued.channel, QUEUE_REASON, queued.skill, agent.id, desk.clock(),
             ))])
+        handoff_text = desk.settings.text("handoff_text", queued.language)
         try:
-            text = desk.settings.handoff_text.format(agent_name=agent.name)
+            text = handoff_text.format(agent_name=agent.name)
         except (KeyError, IndexError, ValueError):
-            text = desk.settings.handoff_text
+            text = handoff_text
         try:
             await desk.outbox.push(queued.id, [OutboundMessage(text=text)], author="system")
         except Exception:  # noqa: BLE001 - the assignment stands; the agent greets the customer
@@ -113,9 +115,23 @@ async def assign_queued(desk: "AgentDesk") -> int:
     return assigned
 
 
-def _ack_text(settings: AgentsSettings, due: AckDue) -> str:
-    # A queued customer hears the queue message once; if the handoff already said it,
-    # the acknowledgement is the plain "thanks for waiting" instead of a verbatim repeat.
-    if due.assigned_agent is None and due.stretch_text != settings.queued_text:
-        return settings.queued_text
-    return settings.ack_text
+def _ack_text(settings: AgentsSettings, due: AckDue, language: str | None) -> str:
+    # A queued customer hears the queue message once; if the handoff already said it (in any
+    # language), the acknowledgement is the plain "thanks for waiting" instead of a repeat.
+    if due.assigned_agent is None and due.stretch_text not in settings.all_texts("queued_text"):
+        return settings.text("queued_text", language)
+    return settings.text("ack_text", language)
+
+
+async def _language(desk: "AgentDesk", conversation_id: str) -> str | None:
+    """The conversation's language (``context["language"]``), else its customer's CRM profile's, as for a turn."""
+    conversation = await desk.store.conversation(conversation_id)
+    if conversation is None:
+        return None
+    spoken = conversation.context.get(LANGUAGE_KEY)
+    if isinstance(spoken, str) and spoken:
+        return spoken
+    found = await desk.store.customer(conversation.customer_id)
+    profile = found[0].profile if found else None
+    language = (profile or {}).get("language")
+    return language if isinstance(language, str) else None

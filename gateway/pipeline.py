@@ -322,7 +322,7 @@ class Pipeline:
         if not self.agents.reachable_team:
             # No one could ever take it from the queue (agents sign in as team members, and an empty token locks
             # one out): the bot keeps the conversation and the customer is told now, not left waiting for nobody.
-            turn.add([OutboundMessage(text=self.agents.unavailable_text)], "system")
+            turn.add([OutboundMessage(text=self.agents.text("unavailable_text", turn.language))], "system")
             turn.event("handoff_unavailable", reason=handoff.reason, skill=handoff.skill)
             return
         agent = None
@@ -334,7 +334,8 @@ class Pipeline:
                 log.exception("the agent desk failed to assign conversation %s; it stays queued", conv.id)
         conv.state, conv.pending_intent = ConversationState.WITH_AGENT, None
         conv.assigned_agent = agent.id if agent is not None else None
-        text = self.agents.handoff_text.format(agent_name=agent.name) if agent is not None else self.agents.queued_text
+        text = (self.agents.text("handoff_text", turn.language).format(agent_name=agent.name) if agent is not None
+                else self.agents.text("queued_text", turn.language))
         turn.add([OutboundMessage(text=text)], "system")
         turn.event("handoff", reason=handoff.reason, skill=handoff.skill, agent_id=conv.assigned_agent)
         turn.notify(

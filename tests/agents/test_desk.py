@@ -428,3 +428,12 @@ async def test_an_agent_fresh_from_the_queue_gets_ack_after_s_before_any_ack(des
         "I'm passing you to Anna Bianchi, who can see our conversation so far.",
         desk.settings.ack_text,
     ]
+
+
+def test_a_text_per_language_needs_at_least_one_non_empty_text():
+    assert make_settings(queued_text={"it": "Sei in coda."}).text("queued_text", "de") == "Sei in coda."  # the first
+    assert make_settings(queued_text={"en": "Queued.", "it": "In coda."}).text("queued_text", "it-IT") == "In coda."
+    with pytest.raises(ValidationError):
+        make_settings(queued_text={})
+    with pytest.raises(ValidationError):
+        make_settings(queued_text={"it": ""})

@@ -190,3 +190,25 @@ async def test_queued_customer_is_given_to_the_agent_who_frees_up(tmp_path, gate
     assert chat.texts_for("tom") == ["I'm passing you to Anna, who can see our conversation so far."]
     anna_view = await _get(gateway, "/agents/me/conversations", ANNA)
     assert [c["customer_name"] for c in anna_view["assigned"]] == ["Tom Baker"] and anna_view["queue"] == []
+
+
+async def test_texts_in_the_customers_language(tmp_path, gateway_client):
+    """Texts given per language: the customer's (here from the CRM profile) picks one, else English."""
+    localized = {
+        **AGENTS,
+        "handoff_text": {"en": "Passing you to {agent_name}.", "it": "Ti passo a {agent_name}."},
+        "queued_text": {"en": "You are in the queue.", "it": "Sei in coda."},
+        "ack_text": {"en": "Thanks for waiting.", "it": "Grazie dell'attesa."},
+    }
+    gateway = await _start(tmp_path, gateway_client, localized)
+    runtime = runtime_of(gateway)
+    desk, chat = runtime.desk, runtime.channels["deskchat"]
+    maria, hans = Customer(gateway, "maria"), Customer(gateway, "hans")
+    assert await maria.say("agent please") == ["Ti passo a Anna."]  # Italian profile
+    assert await hans.say("agent please") == ["You are in the queue."]  # German: no German text, so English
+    assert await maria.say("ci sei?") == [] and await hans.say("hello?") == []
+    desk.clock = _later(31)
+    assert await desk.sweep_once() == 2
+    assert chat.texts_for("maria") == ["Grazie dell'attesa."]
+    # Hans was told he is queued by the handoff itself, so he gets the plain thanks, not the queue text again.
+    assert chat.texts_for("hans") == ["Thanks for waiting."]
