@@ -108,7 +108,7 @@ def gate(analysis: SpeechAnalysis, *, min_speech_s: float, max_duration_s: float
         raise AudioRejected(
             AudioProblem.TOO_SHORT,
             f"The voice note is too short: we heard {analysis.speech_s:.1f} s of speech and need at least "
-            f"{min_speech_s:.1f} s. Please say the whole phrase clearly.",
+            f"{min_speech_s:.1f} s. Please say everything you are asked to, clearly.",
         )
 
 
