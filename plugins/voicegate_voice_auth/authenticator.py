@@ -187,7 +187,9 @@ class VoiceAuthenticator:
                 if i != index:
                     await self.vault.add_enrolment_note(customer, kept)
             await self._audit(session, "enrol", AuditDecision.UNUSABLE, "inconsistent")
-            return self._prompt(lang, "enrol_redo", state, reason=str(exc), index=index + 1)
+            reason = (texts.note_problem(lang, "inconsistent", str(exc), index=index + 1)
+                      if exc.note_index is not None else str(exc))
+            return self._prompt(lang, "enrol_redo", state, reason=reason, index=index + 1)
         await self.vault.save(customer, voiceprint)
         await self.vault.clear_enrolment_notes(customer)
         await self._audit(session, "enrol", AuditDecision.ENROLLED, "enrolled")
@@ -251,7 +253,7 @@ class VoiceAuthenticator:
                                                               enrolment=enrolment))
         except AudioRejected as exc:
             await self._audit(session, step, AuditDecision.UNUSABLE, exc.code)
-            return self._prompt(lang, "unusable", state, reason=str(exc))
+            return self._prompt(lang, "unusable", state, reason=texts.note_problem(lang, exc.code, str(exc)))
         except (EngineBusy, EngineTimeout) as exc:
             log.warning("voice engine busy or slow (%s); customer %s asked to resend", exc, session.customer_id)
             await self._audit(session, step, AuditDecision.UNUSABLE, "busy")

@@ -74,6 +74,29 @@ def asks_to_forget(message: str) -> bool:
     return any(all(any(w.startswith(part) for w in words) for part in phrase) for phrase in FORGET_PHRASES)
 
 
+# Why a note could not be used, by voiceprints' AudioProblem code, for languages other than English (the engine's
+# own English message, which carries the figures, is used for English and as the fallback).
+NOTE_PROBLEMS: dict[str, dict[str, str]] = {
+    "it": {
+        "not_audio": "Questo file non è una registrazione vocale che riusciamo ad ascoltare. Registra un vocale qui.",
+        "too_large": "Il file è troppo grande. Invia un messaggio vocale breve.",
+        "too_short": "Il messaggio vocale è troppo corto. Di' tutto quello che ti chiedo, chiaramente.",
+        "too_long": "Il messaggio vocale è troppo lungo. Di' solo quello che ti chiedo.",
+        "silent": "Non abbiamo sentito nulla. Controlla che il microfono non sia disattivato e registra di nuovo.",
+        "clipped": "La registrazione è distorta perché il volume è troppo alto. Allontana un po' il telefono e riprova.",
+        "too_noisy": "C'è troppo rumore di fondo. Spostati in un posto più tranquillo e registra di nuovo.",
+        "inconsistent": "Il messaggio {index} non sembra della stessa voce degli altri (un'altra persona o una "
+                        "registrazione disturbata). Registralo di nuovo, con la tua voce, in un posto tranquillo.",
+    },
+}
+
+
+def note_problem(language: str | None, code: str, english: str, **values: object) -> str:
+    """What was wrong with a note, in the customer's language: ``english`` is the engine's own message."""
+    found = NOTE_PROBLEMS.get(language_of(language), {}).get(code)
+    return found.format(**values) if found else english
+
+
 def language_of(language: str | None) -> str:
     """The customer's language if we have texts for it, else English."""
     return language if language in TEXTS else "en"

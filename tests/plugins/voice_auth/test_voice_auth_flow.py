@@ -156,6 +156,11 @@ async def test_an_italian_customer_is_asked_in_italian(voice_settings, gateway_c
     other = "".join(str((int(c) + 5) % 10) for c in challenge)
     replies = await driver.send_audio(ogg_opus(DigitSpeaker("theo", seed=24).say(other)))
     assert "Ricevuto, ancora 2" in all_text(replies), all_text(replies)
+    # A note that cannot be used is explained in Italian too, not in the engine's English.
+    silent = (shared_dir() / "audio" / "voice-notes" / "silence-3s.ogg").read_bytes()
+    replies = await driver.send_audio(silent, "audio/ogg")
+    assert all_text(replies).startswith("Non abbiamo sentito nulla."), all_text(replies)
+    assert "We could not" not in all_text(replies) and "Di':" in all_text(replies)
 
 
 async def test_a_locked_customer_goes_straight_to_an_agent(voice_settings, gateway_client) -> None:
