@@ -59,9 +59,9 @@ class AgentsSettings(_Frozen):
     # Acknowledge a customer who wrote to a conversation held by (or queued for) an agent once,
     # when no agent answered within this many seconds. Never repeated while the customer is
     # silent: a slow customer is never nagged.
+    ack_after_s: float = Field(default=45.0, gt=0)
     # Each text is one string, or one per language ({en: ..., it: ...}): the customer's language (the
     # conversation's, else the CRM profile's) picks it, else English, else the first given.
-    ack_after_s: float = Field(default=45.0, gt=0)
     ack_text: LocalText = "Thanks for waiting — an agent will be with you shortly."
     queued_text: LocalText = "All our agents are busy; you are in the queue and will be answered here."
     handoff_text: LocalText = "I'm passing you to {agent_name}, who can see our conversation so far."
