@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 ACCEPT_PAYLOAD = "voice_consent_accept"
 DECLINE_PAYLOAD = "voice_consent_decline"
-AGENT_WORDS = frozenset({"agent", "agents", "operator", "operators", "human", "operatore", "operatori", "operatrice",
-                         "persona"})
+# Asking for an agent: these words anywhere in the text; the vaguer ones only as the whole message.
+AGENT_WORDS = frozenset({"agent", "agents", "operator", "operators", "operatore", "operatori", "operatrice"})
+AGENT_ALONE = frozenset({"human", "persona"})
 
 
 class VoiceAuthenticator:
@@ -69,12 +70,9 @@ class VoiceAuthenticator:
 
     async def handle(self, session: AuthSession, message: InboundMessage) -> AuthStep:
         lang = session.language
-        if self._wants_agent(message):
-            await self._audit(session, str(session.state.get("phase", "consent")), AuditDecision.DECLINED, "agent")
-            return AuthStep(AuthStatus.FAILED, (OutboundMessage(text=texts.text(lang, "agent")),), {},
-                            handoff=True, reason="customer asked for an agent")
         phase = session.state.get("phase")
         said = (message.text or "").strip().lower().strip(".!?")
+        # Deleting and cancelling first: "delete my voiceprint, I don't want an agent" must delete.
         if said and texts.asks_to_forget(said):
             await self.forget(session.customer_id)
             reply = self._with_agent(lang, texts.text(lang, "forgotten"))
@@ -83,6 +81,10 @@ class VoiceAuthenticator:
             await self._audit(session, str(phase or "consent"), AuditDecision.DECLINED, "cancelled")
             reply = self._with_agent(lang, texts.text(lang, "cancelled"))
             return AuthStep(AuthStatus.DECLINED, (reply,), {}, reason="customer cancelled")
+        if self._wants_agent(message):
+            await self._audit(session, str(phase or "consent"), AuditDecision.DECLINED, "agent")
+            return AuthStep(AuthStatus.FAILED, (OutboundMessage(text=texts.text(lang, "agent")),), {},
+                            handoff=True, reason="customer asked for an agent")
         if phase == "consent":
             return await self._on_consent(session, message)
         if phase == "enrol":
@@ -343,4 +345,5 @@ class VoiceAuthenticator:
             return message.button == self.settings.agent_payload
         # Any wording that names an agent ("talk to an agent", "parla con un operatore"): mid-verification a customer
         # who mentions one wants one, and a channel without buttons can only type it.
-        return not AGENT_WORDS.isdisjoint(re.findall(r"\w+", (message.text or "").lower()))
+        words = re.findall(r"\w+", (message.text or "").lower())
+        return not AGENT_WORDS.isdisjoint(words) or (len(words) == 1 and words[0] in AGENT_ALONE)

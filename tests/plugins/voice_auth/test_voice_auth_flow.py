@@ -96,6 +96,20 @@ async def test_asking_for_an_agent_in_words_while_verifying_hands_over(voice_set
     assert conversation.state is ConversationState.WITH_AGENT
 
 
+async def test_deleting_wins_over_a_mention_of_an_agent(voice_settings, gateway_client) -> None:
+    client = await gateway_client(voice_settings())
+    driver, _ = await _consented(client)
+    replies = await driver.say("Delete my voiceprint, I don't need an agent")
+    assert "no voiceprint or voice data is kept" in all_text(replies), all_text(replies)
+    assert "passing you to an agent" not in all_text(replies)
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=await _customer(client))
+    assert conversation.state is ConversationState.WITH_BOT
+    replies = await driver.say("What is my balance?")  # asks again: "persona" in a sentence is not a request
+    replies = await driver.say("sono la stessa persona di prima")
+    (conversation,) = await runtime_of(client).store.conversations(customer_id=await _customer(client))
+    assert conversation.state is not ConversationState.WITH_AGENT, all_text(replies)
+
+
 async def test_passphrase_mode_enrols_and_verifies_the_same_phrase(voice_settings, gateway_client) -> None:
     client = await gateway_client(voice_settings(mode="passphrase", passphrase="4 7 2 9"))
     driver, replies = await _consented(client)
