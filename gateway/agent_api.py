@@ -209,8 +209,8 @@ class AgentApi:
         return web.json_response(_state(conversation))
 
     async def forget_verification(self, request: web.Request, agent: AgentProfile) -> web.Response:
-        conversation = await self.desk.forget_verification(agent, request.match_info["id"])
-        return web.json_response(_state(conversation))
+        deleted = await self.desk.forget_verification(agent, request.match_info["id"])
+        return web.json_response({"deleted": deleted})
 
     async def requeue(self, request: web.Request, agent: AgentProfile) -> web.Response:
         conversation = await self.desk.requeue(agent, request.match_info["id"])

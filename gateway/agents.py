@@ -61,8 +61,10 @@ class Outbox(Protocol):
         """Give the conversation to ``agent_id``, or back to the queue with ``None`` (it stays WITH_AGENT)."""
         ...
 
-    async def forget_verification(self, conversation_id: str, *, author: str) -> None:
-        """Delete the customer's verification data and tell them in the conversation."""
+    async def forget_verification(self, conversation_id: str, *, author: str,
+                                  guard: Callable[[ConversationRow], None] | None = None) -> bool:
+        """Delete the customer's verification data and tell them in the conversation; ``guard`` may refuse, under
+        the conversation's lock, by raising. Returns whether there was anything to delete."""
         ...
 
 
@@ -117,6 +119,7 @@ class AgentDesk:
         # Unique ids and names, and plain template placeholders: checked by AgentsSettings itself.
         self.agents: dict[str, AgentProfile] = {a.id: a for a in settings.team}
         self.templates: dict[str, AgentTemplate] = {t.name: t for t in settings.templates}
+        self._reachable = frozenset(a.id for a in settings.reachable_team)
         self._assign_lock = asyncio.Lock()
         # conversation id -> (agent id, monotonic time, sequence): decisions not yet committed.
         self._pending: dict[str, tuple[str, float, int]] = {}
@@ -316,8 +319,9 @@ class AgentDesk:
                 )
             if conversation.assigned_agent == agent.id:
                 return None
-            # An agent removed from agents.team cannot answer: their conversations are up for grabs.
-            if conversation.assigned_agent is not None and conversation.assigned_agent in self.agents:
+            # An agent removed from agents.team, or whose token is now empty, cannot answer: their conversations
+            # are up for grabs.
+            if conversation.assigned_agent is not None and conversation.assigned_agent in self._reachable:
                 raise DeskConflict(
                     f"cannot claim: conversation '{conversation_id}' is assigned to agent '{conversation.assigned_agent}'"
                 )
@@ -342,13 +346,17 @@ class AgentDesk:
 
         return await self._fenced_change(conversation_id, hand_back)
 
-    async def forget_verification(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
+    async def forget_verification(self, agent: AgentProfile, conversation_id: str) -> bool:
         """Delete the customer's verification data (e.g. their voiceprint) at their request, from the conversation
-        ``agent`` holds; the customer is told in the chat. Only the assigned agent may, as for sending."""
+        ``agent`` holds; the customer is told in the chat. Only the assigned agent may, as for sending (checked
+        again under the conversation's lock). Returns whether there was anything to delete; raises
+        :class:`gateway.errors.GatewayError` when the authenticator could not delete (nothing is sent then)."""
         conversation = await self._conversation(conversation_id)
         self._require_mine(agent, conversation, "delete verification data")
-        await self.outbox.forget_verification(conversation_id, author=agent_author(agent.id))
-        return await self._conversation(conversation_id)
+        return await self.outbox.forget_verification(
+            conversation_id, author=agent_author(agent.id),
+            guard=lambda fresh: self._require_mine(agent, fresh, "delete verification data"),
+        )
 
     async def requeue(self, agent: AgentProfile, conversation_id: str) -> ConversationRow:
         """Put a conversation assigned to ``agent`` back in the queue for another agent to claim."""

@@ -21,6 +21,7 @@ from typing import Awaitable, Callable
 
 from gateway.components import AuthSession, AuthStatus, AuthStep, Authenticator, Handoff, Intent
 from gateway.conversation import ConversationState
+from gateway.errors import GatewayError
 from gateway.events import VerificationFinished
 from gateway.messages import InboundMessage, OutboundMessage
 from gateway.turn import Turn
@@ -69,22 +70,28 @@ class AuthGate:
         state = dict(conv.context.get("auth", {}).get(auth.name, {}))
         await self._step(turn, lambda session: auth.handle(session, turn.message), state=state)
 
-    async def forget(self, turn: Turn, *, author: str = "customer") -> None:
+    async def forget(self, turn: Turn, *, author: str = "customer", raise_errors: bool = False) -> bool:
         """The customer asked to delete their verification data (``Intent.action == "forget_verification"``), or
-        ``author`` (an agent) did it at their request."""
+        ``author`` (an agent) did it at their request. Returns whether there was anything to delete. If the
+        authenticator fails: with ``raise_errors`` a :class:`GatewayError` (the caller answers), else the customer
+        is told it did not work."""
         auth = self.authenticator
         deleted = False
         if auth is not None:
             try:
                 deleted = await auth.forget(turn.customer_id)
-            except Exception:  # noqa: BLE001 - tell the customer it did not work
+            except Exception as exc:  # noqa: BLE001 - tell the customer (or the caller) it did not work
                 log.exception("authenticator '%s' failed to forget customer %s", auth.name, turn.customer_id)
+                if raise_errors:
+                    raise GatewayError(f"the authenticator '{auth.name}' could not delete the verification data "
+                                       "(see the gateway's log); nothing was deleted or sent, try again") from exc
                 turn.add([OutboundMessage(text=AUTH_ERROR_TEXT)], "system")
-                return
+                return False
             turn.conversation.context.get("auth", {}).pop(auth.name, None)
         turn.conversation.verified_until = None
         turn.event("verification_forgotten", deleted=deleted, author=author)
         turn.add([OutboundMessage(text=FORGOTTEN_TEXT if deleted else NOTHING_TO_FORGET_TEXT)], "system")
+        return deleted
 
     async def _step(self, turn: Turn, call: Callable[[AuthSession], Awaitable[AuthStep]], *, state: dict) -> None:
         auth = self.authenticator

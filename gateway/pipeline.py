@@ -363,19 +363,31 @@ class Pipeline:
 
         await self._push_turn(conversation_id, add, author=author)
 
-    async def forget_verification(self, conversation_id: str, *, author: str) -> None:
+    async def forget_verification(self, conversation_id: str, *, author: str,
+                                  guard: Callable[[ConversationRow], None] | None = None) -> bool:
         """Delete the customer's verification data (the authenticator's ``forget``, as for a customer who asks the
-        bot) on their behalf, e.g. by the agent they asked, and tell them in the conversation, as :meth:`push` does."""
+        bot) on their behalf, e.g. by the agent they asked, and tell them in the conversation, as :meth:`push` does.
+
+        ``guard`` runs on the conversation under its lock and may refuse by raising. Returns whether there was
+        anything to delete. If the authenticator fails, raises :class:`GatewayError` and sends nothing, so the
+        caller can say so and retry.
+        """
+        deleted = False
 
         async def forget(turn: Turn) -> None:
-            await self.gate.forget(turn, author=author)
+            nonlocal deleted
+            deleted = await self.gate.forget(turn, author=author, raise_errors=True)
 
-        await self._push_turn(conversation_id, forget, author=author)
+        await self._push_turn(conversation_id, forget, author=author, guard=guard)
+        return deleted
 
-    async def _push_turn(self, conversation_id: str, fill: Callable[[Turn], Awaitable[None]], *, author: str) -> None:
+    async def _push_turn(self, conversation_id: str, fill: Callable[[Turn], Awaitable[None]], *, author: str,
+                         guard: Callable[[ConversationRow], None] | None = None) -> None:
         conv = await self._conversation(conversation_id)
         async with self._hold(conv.customer_id):
             conv = await self._conversation(conversation_id)
+            if guard is not None:
+                guard(conv)
             if conv.state is ConversationState.CLOSED:
                 raise ClosedConversation(f"conversation {conversation_id} is closed; start a new one")
             channel = self.components.channels.get(conv.channel)

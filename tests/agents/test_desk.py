@@ -123,6 +123,16 @@ async def test_conversations_of_an_agent_who_left_the_team_can_be_claimed(desk: 
     assert (await desk.claim(desk.agents["bob"], orphan)).assigned_agent == "bob"
 
 
+async def test_conversations_of_an_agent_whose_token_is_empty_can_be_claimed(store, outbox, clock, seed: Seeder):
+    luca = AgentProfile(id="luca", name="Luca", token="")  # assigned before his token was emptied
+    desk = AgentDesk(make_settings(team=(*TEAM, luca)), store, outbox, clock)
+    stuck = await seed.conversation(agent="luca")
+    assert (await desk.claim(desk.agents["bob"], stuck)).assigned_agent == "bob"
+    taken = await seed.conversation(agent="anna")
+    with pytest.raises(DeskConflict, match="assigned to agent 'anna'"):
+        await desk.claim(desk.agents["bob"], taken)
+
+
 async def test_claim_respects_max_concurrent(desk: AgentDesk, seed: Seeder):
     await seed.conversation(agent="carla")
     queued = await seed.conversation(agent=None)

@@ -150,6 +150,7 @@ class PinAuth:
 
     def __init__(self, settings: Any, context: GatewayContext) -> None:
         self.forgotten: list[str] = []
+        self.fail_forget = False  # a test sets it to see a deletion that fails
 
     async def start(self, session: AuthSession) -> AuthStep:
         return AuthStep(AuthStatus.PENDING, (OutboundMessage(text="Please type your PIN."),), state={"tries": 0})
@@ -166,6 +167,8 @@ class PinAuth:
         return AuthStep(AuthStatus.PENDING, (OutboundMessage(text="Wrong PIN, try again."),), state={"tries": tries})
 
     async def forget(self, customer_id: str) -> bool:
+        if self.fail_forget:
+            raise OSError("the PIN store is unreachable")
         self.forgotten.append(customer_id)
         return True
 

@@ -191,7 +191,8 @@ async def test_without_a_team_a_handoff_leaves_the_conversation_with_the_bot(tmp
 
 async def test_the_agent_deletes_verification_data_for_a_customer_who_asks_them(tmp_path, gateway_client):
     """While an agent holds the conversation the bots do not hear "forget me"; the agent does it from the desk."""
-    client, plugin, runtime = await start(tmp_path, gateway_client, agents=QUEUE_ONLY_TEAM)
+    team = {"team": [*QUEUE_ONLY_TEAM["team"], {"id": "ugo", "name": "Ugo", "skills": ["tech"], "languages": ["fr"]}]}
+    client, plugin, runtime = await start(tmp_path, gateway_client, agents=team)
     chat = driver(client)
     await chat.say("agent please")
     [conv] = await runtime.store.conversations()
@@ -199,9 +200,15 @@ async def test_the_agent_deletes_verification_data_for_a_customer_who_asks_them(
     assert await chat.say("forget me") == []  # stored for the agent; no bot answers now
     path = f"/agents/conversations/{conv.id}/forget-verification"
     refused = await client.post(path, headers={"X-VoiceGate-Agent": "ugo"})
-    assert refused.status == 401 and plugin.built["pin"].forgotten == []  # not on the team
+    assert refused.status == 409 and plugin.built["pin"].forgotten == []  # on the team, but not his conversation
+    sent_before = len(await runtime.store.history(conv.id))
+    plugin.built["pin"].fail_forget = True
+    failed = await client.post(path, headers={"X-VoiceGate-Agent": "zoe"})
+    assert failed.status == 503 and "could not delete" in (await failed.json())["error"]
+    assert len(await runtime.store.history(conv.id)) == sent_before  # nothing told to the customer
+    plugin.built["pin"].fail_forget = False
     answer = await client.post(path, headers={"X-VoiceGate-Agent": "zoe"})
-    assert answer.status == 200, await answer.text()
+    assert answer.status == 200 and await answer.json() == {"deleted": True}
     assert plugin.built["pin"].forgotten == [conv.customer_id]
     history = await runtime.store.history(conv.id)
     assert history[-1].direction == "out" and history[-1].body["text"] == "Done: I deleted the verification data stored for you."
