@@ -6,9 +6,9 @@ Shared by the configuration loader (:mod:`gateway.settings`) and the agent desk
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -49,8 +49,21 @@ class AgentTemplate(_Frozen):
         return text
 
 
-# A text for customers: one string, or language code -> string (at least one).
-LocalText = Union[str, Annotated[dict[str, Annotated[str, Field(min_length=1)]], Field(min_length=1)]]
+def _local_text(value: Any) -> str | dict[str, str]:
+    """One non-empty string, or a mapping of language codes to non-empty strings (at least one)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) and v
+                                                 for k, v in value.items()):
+        return {k.lower(): v for k, v in value.items()}
+    raise PydanticCustomError("local_text", "expected a non-empty text, or one per language", {
+        "hint": 'Write one text, or one per language code, e.g. {en: "Thanks", it: "Grazie"}',
+    })
+
+
+# A text for customers: one string, or language code -> string. Validated by one function so that a mistake is
+# reported once, at the key's own path (a Union would report it per member, with pydantic's tags in the path).
+LocalText = Annotated[Union[str, dict[str, str]], PlainValidator(_local_text)]
 
 
 class AgentsSettings(_Frozen):
@@ -90,6 +103,19 @@ class AgentsSettings(_Frozen):
         """The agents who can sign in to the agent API: an empty token (``"${VAR:-}"`` with VAR unset) locks an
         agent out until it is set, so routing must not hand them conversations."""
         return tuple(agent for agent in self.team if agent.token != "")
+
+    @field_validator("handoff_text")
+    @classmethod
+    def _agent_name_only(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        # Filled with str.format on every handoff: any other placeholder would fail in the customer's turn.
+        for text in ([value] if isinstance(value, str) else value.values()):
+            try:
+                text.format(agent_name="")
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                raise PydanticCustomError("handoff_text", "the text can only use the placeholder {allowed} ({problem})",
+                                          {"allowed": "{agent_name}", "problem": f"{type(exc).__name__}: {exc}",
+                                           "hint": "Use {agent_name}, or no placeholder", "found": text})
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> "AgentsSettings":

@@ -440,10 +440,14 @@ async def test_an_agent_fresh_from_the_queue_gets_ack_after_s_before_any_ack(des
     ]
 
 
-def test_a_text_per_language_needs_at_least_one_non_empty_text():
+def test_customer_texts_are_non_empty_one_or_per_language_and_handoffs_name_only_the_agent():
     assert make_settings(queued_text={"it": "Sei in coda."}).text("queued_text", "de") == "Sei in coda."  # the first
-    assert make_settings(queued_text={"en": "Queued.", "it": "In coda."}).text("queued_text", "it-IT") == "In coda."
-    with pytest.raises(ValidationError):
-        make_settings(queued_text={})
-    with pytest.raises(ValidationError):
-        make_settings(queued_text={"it": ""})
+    assert make_settings(queued_text={"en": "Queued.", "IT": "In coda."}).text("queued_text", "it-IT") == "In coda."
+    for bad in ({}, {"it": ""}, "", ["a"]):
+        with pytest.raises(ValidationError) as info:
+            make_settings(queued_text=bad)
+        [error] = info.value.errors()  # one error, at the key itself (no union member tags in the path)
+        assert error["loc"] == ("queued_text",) and error["type"] == "local_text"
+    assert make_settings(handoff_text={"it": "Ti passo a {agent_name}."}).text("handoff_text", "it")
+    with pytest.raises(ValidationError, match=r"can only use the placeholder \{agent_name\}"):
+        make_settings(handoff_text={"en": "Passing you to {agent}."})
