@@ -121,6 +121,9 @@ def _plugins(options: argparse.Namespace) -> int:
 
     enabled: tuple[str, ...] = ()
     path = options.config or DEFAULT_CONFIG
+    if Path(path).is_dir():
+        raise ConfigError([ConfigProblem(path, None, "", "this is a folder, not a configuration file",
+                                         "Pass the gateway YAML, e.g. --config config/gateway.yaml")])
     if Path(path).exists():
         enabled = _enabled_plugins(path)
         print(f"configuration: {path}")
@@ -228,12 +231,16 @@ def _check_listen_address(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise GatewayError(f"cannot listen on {host!r}: {exc.strerror}; check server.host or pass --host") from None
     for family, kind, proto, _name, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            if os.name == "posix":
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            probe = socket.socket(family, kind, proto)
+        except OSError:
+            continue  # e.g. no IPv6 on this host: asyncio's server skips such a family too
+        with probe:
             try:
+                if os.name == "posix":
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind(address)
             except OSError as exc:
                 raise _listen_error(host, port, exc) from None

@@ -100,7 +100,11 @@ def configured_database(path: str, settings, url: str | None, schema: str | None
     if _PLACEHOLDER in url:
         raise GatewayError(f"{path}: database.url uses an environment variable that is not set; set it, "
                            "or pass --database-url")
-    return url, schema or settings.database.db_schema
+    schema = schema or settings.database.db_schema
+    if schema and _PLACEHOLDER in schema:
+        raise GatewayError(f"{path}: database.schema uses an environment variable that is not set; set it, "
+                           "or pass --schema")
+    return url, schema
 
 
 def _has_option(args: Sequence[str], name: str) -> bool:

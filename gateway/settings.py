@@ -102,13 +102,12 @@ def _check_urls(info: ValidationInfo) -> bool:
 
 
 def _without_password(url: str) -> str:
-    """``url`` with any ``user:password@`` credentials masked, for error messages."""
+    """``url`` with everything between ``://`` and the last ``@`` masked, for error messages: a password may hold
+    ``/``, ``:`` or ``@`` itself, so anything before the host could be part of it."""
     head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep or "@" not in rest:
         return url
-    credentials, _, host = rest.partition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}" if ":" in credentials else f"{head}://***@{host}"
+    return f"{head}://***@{rest.rpartition('@')[2]}"
 
 
 class ComponentUse(_Section):

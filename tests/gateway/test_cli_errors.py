@@ -39,6 +39,15 @@ def test_db_upgrade_from_a_config_needs_only_the_database_settings(tmp_path, mon
     assert "database.url uses an environment variable that is not set" in capsys.readouterr().err
     assert main(["db", "upgrade", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "the configuration file does not exist" in capsys.readouterr().err
+    monkeypatch.delenv("VG_TEST_UNSET_SCHEMA", raising=False)
+    config.write_text('database: {url: "sqlite+aiosqlite:///gateway.db", schema: "${VG_TEST_UNSET_SCHEMA}"}\n')
+    assert main(["db", "upgrade", "--config", str(config)]) == 1
+    assert "database.schema uses an environment variable that is not set" in capsys.readouterr().err
+
+
+def test_plugins_with_a_folder_as_config_is_an_error(tmp_path, capsys):
+    assert main(["plugins", "--config", str(tmp_path)]) == 2
+    assert "this is a folder, not a configuration file" in capsys.readouterr().err
 
 
 def test_run_on_a_port_in_use_says_so_before_starting_up(tmp_path):

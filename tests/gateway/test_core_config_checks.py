@@ -146,7 +146,13 @@ def test_a_password_in_a_bad_url_is_masked(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path, check_plugins=False)
     assert "hunter22" not in str(info.value)
-    assert "found 'mysql://app:***@h/db'" in str(info.value) and "found 'tcp://:***@h:6379'" in str(info.value)
+    assert "found 'mysql://app:***@h/db'" in str(info.value) and "found 'tcp://***@h:6379'" in str(info.value)
+    # A password holding '/' or '@' is masked whole too.
+    for url in ("tcp://:pa/ss22@h:6379", "tcp://u:p@ss22@h:6379"):
+        path = write(tmp_path, f"coordination: {{redis_url: '{url}'}}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path, check_plugins=False)
+        assert "ss22" not in str(info.value) and "found 'tcp://***@h:6379'" in str(info.value)
 
 
 @pytest.mark.parametrize("url, problem", [
