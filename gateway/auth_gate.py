@@ -28,13 +28,29 @@ from gateway.turn import Turn
 
 log = logging.getLogger(__name__)
 
-NO_AUTHENTICATOR_TEXT = (
-    "Sorry, I can't verify who you are in this chat, so I can't help with that here. "
-    "Ask for an agent and a person will help you."
-)
-AUTH_ERROR_TEXT = "Sorry, something went wrong while checking. Please try again in a moment."
-FORGOTTEN_TEXT = "Done: I deleted the verification data stored for you."
-NOTHING_TO_FORGET_TEXT = "There was no verification data stored for you."
+# What the gate itself says, by the customer's language (``Turn.language``); English when there is no text for it.
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "no_authenticator": ("Sorry, I can't verify who you are in this chat, so I can't help with that here. "
+                             "Ask for an agent and a person will help you."),
+        "auth_error": "Sorry, something went wrong while checking. Please try again in a moment.",
+        "forgotten": "Done: I deleted the verification data stored for you.",
+        "nothing_to_forget": "There was no verification data stored for you.",
+    },
+    "it": {
+        "no_authenticator": ("Mi dispiace, in questa chat non posso verificare chi sei, quindi qui non posso aiutarti "
+                             "con questo. Chiedi un operatore e una persona ti aiuterà."),
+        "auth_error": "Mi dispiace, qualcosa è andato storto durante la verifica. Riprova tra poco.",
+        "forgotten": "Fatto: ho cancellato i dati di verifica salvati per te.",
+        "nothing_to_forget": "Non c'erano dati di verifica salvati per te.",
+    },
+}
+
+
+def gate_text(key: str, language: str | None) -> str:
+    """The gate's text ``key`` in ``language`` (``it-IT`` counts as ``it``), else in English."""
+    primary = (language or "").split("-")[0].split("_")[0].lower()
+    return TEXTS.get(primary, TEXTS["en"])[key]
 
 ResumeBots = Callable[[Turn, InboundMessage, str], Awaitable[None]]
 
@@ -51,7 +67,7 @@ class AuthGate:
         """Hold the sensitive ``intent`` and start verifying the customer."""
         auth = self.authenticator
         if auth is None:
-            turn.add([OutboundMessage(text=NO_AUTHENTICATOR_TEXT)], "system")
+            turn.add([OutboundMessage(text=gate_text("no_authenticator", turn.language))], "system")
             return
         conv = turn.conversation
         conv.state = ConversationState.AWAITING_VERIFICATION
@@ -65,7 +81,7 @@ class AuthGate:
         conv = turn.conversation
         if auth is None:  # configuration changed while a verification was pending
             conv.state, conv.pending_intent = ConversationState.WITH_BOT, None
-            turn.add([OutboundMessage(text=NO_AUTHENTICATOR_TEXT)], "system")
+            turn.add([OutboundMessage(text=gate_text("no_authenticator", turn.language))], "system")
             return
         state = dict(conv.context.get("auth", {}).get(auth.name, {}))
         await self._step(turn, lambda session: auth.handle(session, turn.message), state=state)
@@ -85,12 +101,13 @@ class AuthGate:
                 if raise_errors:
                     raise GatewayError(f"the authenticator '{auth.name}' could not delete the verification data "
                                        "(see the gateway's log); nothing was deleted or sent, try again") from exc
-                turn.add([OutboundMessage(text=AUTH_ERROR_TEXT)], "system")
+                turn.add([OutboundMessage(text=gate_text("auth_error", turn.language))], "system")
                 return False
             turn.conversation.context.get("auth", {}).pop(auth.name, None)
         turn.conversation.verified_until = None
         turn.event("verification_forgotten", deleted=deleted, author=author)
-        turn.add([OutboundMessage(text=FORGOTTEN_TEXT if deleted else NOTHING_TO_FORGET_TEXT)], "system")
+        turn.add([OutboundMessage(text=gate_text("forgotten" if deleted else "nothing_to_forget", turn.language))],
+                 "system")
         return deleted
 
     async def _step(self, turn: Turn, call: Callable[[AuthSession], Awaitable[AuthStep]], *, state: dict) -> None:
@@ -109,7 +126,7 @@ class AuthGate:
             step = await call(session)
         except Exception:  # noqa: BLE001 - keep the verification pending; the customer can retry
             log.exception("authenticator '%s' failed in conversation %s", auth.name, conv.id)
-            turn.add([OutboundMessage(text=AUTH_ERROR_TEXT)], "system")
+            turn.add([OutboundMessage(text=gate_text("auth_error", turn.language))], "system")
             return
         conv.context.setdefault("auth", {})[auth.name] = dict(step.state)
         turn.add(step.messages, f"auth:{auth.name}")

@@ -218,6 +218,13 @@ async def test_the_agent_deletes_verification_data_for_a_customer_who_asks_them(
     assert still.state is ConversationState.WITH_AGENT and still.assigned_agent == "zoe"
 
 
+async def test_the_gate_answers_in_the_customers_language(tmp_path, gateway_client):
+    # The CRM profile says Italian (gw_plugins' table CRM): the gate's own confirmation follows it.
+    client, plugin, runtime = await start(tmp_path, gateway_client, crm=True)
+    replies = await driver(client).say("forget me")
+    assert [r["text"] for r in replies] == ["OK.", "Fatto: ho cancellato i dati di verifica salvati per te."]
+
+
 async def test_handoff_from_bot_and_forget_and_close(tmp_path, gateway_client):
     recorder = gp.Recorder()
     client, plugin, runtime = await start(tmp_path, gateway_client, recorder, agents=QUEUE_ONLY_TEAM)
