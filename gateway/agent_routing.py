@@ -9,19 +9,9 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from gateway.agent_settings import AgentProfile
+from gateway.languages import primary_language
 
 GENERAL_SKILL = "general"
-
-
-def primary_language(tag: str | None) -> str | None:
-    """The primary subtag of a language tag, lower case (``"it-IT"`` -> ``"it"``); ``None`` if empty.
-
-    >>> primary_language("pt_BR"), primary_language(" EN "), primary_language(None)
-    ('pt', 'en', None)
-    """
-    if not tag or not tag.strip():
-        return None
-    return tag.strip().replace("_", "-").split("-", 1)[0].lower()
 
 
 def speaks(agent: AgentProfile, language: str | None) -> bool:

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from gateway.languages import primary_language
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -90,8 +92,8 @@ class AgentsSettings(_Frozen):
         value = getattr(self, name)
         if isinstance(value, str):
             return value
-        primary = (language or "").split("-")[0].split("_")[0].lower()
-        return value.get(primary) or value.get("en") or next(iter(value.values()))
+        primary = primary_language(language)
+        return (primary and value.get(primary)) or value.get("en") or next(iter(value.values()))
 
     def all_texts(self, name: str) -> frozenset[str]:
         """Every language's version of the text ``name``."""

@@ -22,7 +22,7 @@ from gateway.db.store import ConversationRow
 from gateway.errors import GatewayError
 from gateway.events import HandoffRequested
 from gateway.messages import OutboundMessage
-from gateway.turn import LANGUAGE_KEY
+from gateway.languages import conversation_language
 
 if TYPE_CHECKING:  # pragma: no cover
     from gateway.agents import AgentDesk
@@ -124,14 +124,12 @@ def _ack_text(settings: AgentsSettings, due: AckDue, language: str | None) -> st
 
 
 async def _language(desk: "AgentDesk", conversation_id: str) -> str | None:
-    """The conversation's language (``context["language"]``), else its customer's CRM profile's, as for a turn."""
+    """The conversation's language as for a turn (:func:`gateway.languages.conversation_language`)."""
     conversation = await desk.store.conversation(conversation_id)
     if conversation is None:
         return None
-    spoken = conversation.context.get(LANGUAGE_KEY)
-    if isinstance(spoken, str) and spoken:
+    spoken = conversation_language(conversation.context, None)
+    if spoken is not None:  # set by a bot: the customer's profile need not be read
         return spoken
     found = await desk.store.customer(conversation.customer_id)
-    profile = found[0].profile if found else None
-    language = (profile or {}).get("language")
-    return language if isinstance(language, str) else None
+    return conversation_language(None, ((found[0].profile if found else None) or {}).get("language"))

@@ -23,6 +23,7 @@ from gateway.components import AuthSession, AuthStatus, AuthStep, Authenticator,
 from gateway.conversation import ConversationState
 from gateway.errors import GatewayError
 from gateway.events import VerificationFinished
+from gateway.languages import primary_language
 from gateway.messages import InboundMessage, OutboundMessage
 from gateway.turn import Turn
 
@@ -49,8 +50,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 def gate_text(key: str, language: str | None) -> str:
     """The gate's text ``key`` in ``language`` (``it-IT`` counts as ``it``), else in English."""
-    primary = (language or "").split("-")[0].split("_")[0].lower()
-    return TEXTS.get(primary, TEXTS["en"])[key]
+    return TEXTS.get(primary_language(language) or "en", TEXTS["en"])[key]
 
 ResumeBots = Callable[[Turn, InboundMessage, str], Awaitable[None]]
 

@@ -15,9 +15,9 @@ from typing import Any, Iterable
 from gateway.components import Handoff
 from gateway.conversation import ConversationView, CustomerProfile, CustomerView
 from gateway.db.store import ConversationRow, WriteSet, event_row
+from gateway.languages import conversation_language
 from gateway.messages import InboundMessage, OutboundMessage
 
-LANGUAGE_KEY = "language"  # conversation.context key a bot sets to the language the customer writes in
 
 
 @dataclass
@@ -50,10 +50,7 @@ class Turn:
     @property
     def language(self) -> str | None:
         """The conversation's language (``context["language"]``, set by a bot) or else the CRM profile's."""
-        spoken = self.conversation.context.get(LANGUAGE_KEY)
-        if isinstance(spoken, str) and spoken:
-            return spoken
-        return self.profile.language if self.profile is not None else None
+        return conversation_language(self.conversation.context, self.profile.language if self.profile else None)
 
     def conversation_view(self) -> ConversationView:
         conv = self.conversation

@@ -25,6 +25,7 @@ from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, u
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.conversation import ConversationState
+from gateway.languages import conversation_language
 from gateway.db.database import Database
 from gateway.db.models import conversations, customers, events, messages
 
@@ -297,14 +298,13 @@ class AgentQueries:
         for r in rows:
             profile = r.profile if isinstance(r.profile, dict) else {}
             context = r.context if isinstance(r.context, dict) else {}
-            language = context.get("language") or profile.get("language")
             skill = skills.get(r.id)
             result.append(
                 QueuedConversation(
                     id=r.id,
                     customer_id=r.customer_id,
                     channel=r.channel,
-                    language=language if isinstance(language, str) else None,
+                    language=conversation_language(context, profile.get("language")),
                     skill=skill if isinstance(skill, str) else None,
                 )
             )
